@@ -1,0 +1,27 @@
+"""Shared fixtures: the real R2R data beside the checkout (never skipped)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def real_data_root() -> Path:
+    """``../shared/r2r_real`` beside the checkout, or ``$CLIPVIL_R2R_REAL``."""
+    override = os.environ.get("CLIPVIL_R2R_REAL")
+    root = Path(override) if override else REPO_ROOT.parent / "shared" / "r2r_real"
+    if not (root / "connectivity").is_dir():
+        raise RuntimeError(
+            f"real R2R data not found at {root}: put the shared data beside the checkout "
+            "or set CLIPVIL_R2R_REAL (the real-data tests are never skipped)"
+        )
+    return root
+
+
+@pytest.fixture(scope="session")
+def real_data_dir() -> Path:
+    return real_data_root()
