@@ -19,7 +19,7 @@ LEVEL_ELEVATION_INDEX = 1
 #: Heading step between neighbouring discretized views (30 degrees).
 HEADING_INCREMENT = 2.0 * math.pi / VIEWS_PER_ELEVATION
 #: Elevation step between elevation levels (30 degrees).
-ELEVATION_INCREMENT = math.radians(30.0)
+ELEVATION_INCREMENT = math.pi / 6.0
 
 #: R2R camera settings (R2R-EnvDrop, CLIP-ViL): 640 x 480 pixels, 60 degree vertical FOV.
 R2R_IMAGE_WIDTH = 640

@@ -47,7 +47,9 @@ def face_directions(rotation: np.ndarray) -> np.ndarray:
     return np.stack([-r[:, 1], -r[:, 2], -r[:, 0], r[:, 2], r[:, 0], r[:, 1]])
 
 
-def lookup(directions: np.ndarray, rotation: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def lookup(
+    directions: np.ndarray, rotation: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Where world rays hit the cube.
 
     Args:

@@ -181,7 +181,9 @@ def parse_connectivity(entries: object, scan: str, source: str) -> ScanGraph:
             unobstructed[i] = row
             heights[i] = float(entry.get("height", 0.0))
         except (TypeError, ValueError):
-            raise DataError(source, f"entry {i}: pose, unobstructed or height not numeric") from None
+            raise DataError(
+                source, f"entry {i}: pose, unobstructed or height not numeric"
+            ) from None
         included[i] = bool(entry["included"])
         ids.append(str(entry["image_id"]))
     if len(set(ids)) != count:
