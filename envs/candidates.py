@@ -81,9 +81,8 @@ def build_candidate_table(world: SimWorld) -> CandidateTable:
         slot = nav.slots.reshape(n, NUM_VIEWS, width)[..., 1:]  # [n, 36, K]
         seen = slot >= 0
         position = np.broadcast_to(np.arange(1, width), slot.shape)  # navigable index
-        dist = np.sqrt(nav.rel_heading**2 + nav.rel_elevation**2).reshape(n, NUM_VIEWS, width)[
-            ..., 1:
-        ]
+        dist = np.sqrt(nav.rel_heading**2 + nav.rel_elevation**2)  # [n*36, K+1]
+        dist = dist.reshape(n, NUM_VIEWS, width)[..., 1:]  # [n, 36, K]
         rel_h = nav.rel_heading.reshape(n, NUM_VIEWS, width)[..., 1:]
         rel_e = nav.rel_elevation.reshape(n, NUM_VIEWS, width)[..., 1:]
         per_slot = {
@@ -116,7 +115,7 @@ def build_candidate_table(world: SimWorld) -> CandidateTable:
         n_cand = any_view.sum(axis=1)  # [n]
         keep = np.arange(max_degree)[None, :] < n_cand[:, None]
 
-        def gather(values: np.ndarray) -> np.ndarray:
+        def gather(values: np.ndarray, best=best, order=order) -> np.ndarray:
             picked = np.take_along_axis(values, best[:, None], axis=1)[:, 0]  # [n, K] at best view
             return np.take_along_axis(picked, order, axis=1)
 
@@ -213,4 +212,4 @@ def move_to_candidates(
     if not records:
         empty = np.zeros((0, sim.batch_size))
         return MoveRecord(empty.astype(np.int64), empty, empty, empty.astype(bool))
-    return MoveRecord(*(np.stack(column) for column in zip(*records)))
+    return MoveRecord(*(np.stack(column) for column in zip(*records, strict=True)))

@@ -84,7 +84,9 @@ class SimWorld:
         self.scans: tuple[str, ...] = tuple(g.scan for g in graphs)
         self.graphs: dict[str, ScanGraph] = {g.scan: g for g in graphs}
         sizes = [len(g) for g in graphs]
-        self.offsets: dict[str, int] = dict(zip(self.scans, np.cumsum([0, *sizes[:-1]]).tolist()))
+        self.offsets: dict[str, int] = dict(
+            zip(self.scans, np.cumsum([0, *sizes[:-1]]).tolist(), strict=True)
+        )
         self.size = int(sum(sizes))
         #: [G] scan index and [G] index within the scan's file.
         self.scan_index = np.repeat(np.arange(len(graphs)), sizes)
@@ -99,7 +101,7 @@ class SimWorld:
         self.max_degree = int(max((d.max(initial=0) for d in degree), default=0))
         #: [G, K] global ids of adjacent viewpoints in file order, -1 padded.
         self.neighbours = np.full((self.size, max(self.max_degree, 1)), -1, dtype=np.int64)
-        for graph, offset in zip(graphs, self.offsets.values()):
+        for graph, offset in zip(graphs, self.offsets.values(), strict=True):
             rows, cols = np.nonzero(graph.adjacency)
             slots = np.concatenate([np.arange(n) for n in graph.adjacency.sum(axis=1)])
             self.neighbours[offset + rows, slots] = offset + cols
