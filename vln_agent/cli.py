@@ -11,10 +11,10 @@ import sys
 from types import ModuleType
 
 from envs.errors import DataError
-from vln_agent.commands import demo, eval_r2r
+from vln_agent.commands import convert_features, demo, eval_r2r
 
 #: The subcommands, in the order ``clipvil --help`` lists them.
-COMMANDS: tuple[ModuleType, ...] = (demo, eval_r2r)
+COMMANDS: tuple[ModuleType, ...] = (demo, eval_r2r, convert_features)
 
 EXIT_BAD_INPUT = 2
 

@@ -1,0 +1,311 @@
+"""HDF5 feature files in the layout of the public HAMT / DUET / ScaleVLN releases.
+
+One dataset per viewpoint, named ``f"{scan}_{viewpoint}"``, of shape ``[36, >=D]``
+(some releases store extra columns after the visual feature; readers take ``[:, :D]``).
+
+:class:`HDF5FeatureWriter` never leaves a half-written file at its output path: it
+writes into ``path + ".partial"``, flushes as it goes and renames the partial file
+onto ``path`` only when closed successfully. Every dataset carries a Fletcher-32
+checksum, so after a crash ``resume=True`` can tell which viewpoints survived intact.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+
+import h5py
+import numpy as np
+
+from envs.constants import NUM_VIEWS
+from envs.errors import DataError
+from envs.feature_store import (
+    DEFAULT_CACHE_SIZE,
+    FeatureStore,
+    Key,
+    check_feature_shape,
+    feature_key,
+    split_feature_key,
+)
+
+#: What a writer appends to its output path while the file is incomplete.
+PARTIAL_SUFFIX = ".partial"
+#: What a writer appends to the partial path while rebuilding a damaged partial file.
+REBUILD_SUFFIX = ".rebuild"
+#: Dtypes a writer can store (reads always return float32).
+WRITER_DTYPES = ("float16", "float32")
+#: Root attribute in which a writer records the feature size ``D``.
+FEATURE_DIM_ATTR = "feature_dim"
+#: Largest finite float16 value.
+FLOAT16_MAX = float(np.finfo(np.float16).max)
+
+
+def open_hdf5(path: Path, mode: str = "r") -> h5py.File:
+    """Open an HDF5 file, turning every failure into a :class:`DataError` naming it."""
+    if not path.exists():
+        raise DataError(path, "file not found")
+    if path.is_dir():
+        raise DataError(path, "is a directory, expected an HDF5 file")
+    if not h5py.is_hdf5(path):
+        raise DataError(path, "not an HDF5 file")
+    try:
+        return h5py.File(path, mode)
+    except OSError as err:
+        raise DataError(path, f"cannot open HDF5 file ({err})") from None
+
+
+class HDF5FeatureStore(FeatureStore):
+    """Features in an HDF5 file with one ``[36, >=D]`` dataset per viewpoint.
+
+    ``feature_dim`` defaults to the size a writer recorded, else to the width of the
+    first dataset. Opening reads metadata only.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        feature_dim: int | None = None,
+        cache_size: int = DEFAULT_CACHE_SIZE,
+    ) -> None:
+        if feature_dim is not None and feature_dim <= 0:
+            raise ValueError(f"feature_dim must be positive, got {feature_dim}")
+        path = Path(path)
+        self._file = open_hdf5(path)
+        self._key_list: list[Key] | None = None
+        try:
+            first = self._first_dataset(path)
+            if feature_dim is None:
+                if FEATURE_DIM_ATTR in self._file.attrs:
+                    feature_dim = int(self._file.attrs[FEATURE_DIM_ATTR])
+                elif first is not None:
+                    check_feature_shape(path, first[0], first[1], 1)
+                    feature_dim = int(first[1][1])
+                else:
+                    raise DataError(path, "contains no feature datasets")
+            if first is not None:
+                check_feature_shape(path, first[0], first[1], feature_dim)
+            super().__init__(path, feature_dim, cache_size)
+        except BaseException:
+            self._file.close()
+            raise
+
+    def _first_dataset(self, path: Path) -> tuple[str, tuple[int, ...]] | None:
+        """Name and shape of the first member, which must be a dataset."""
+        name = next(iter(self._file), None)
+        if name is None:
+            return None
+        member = self._file[name]
+        if not isinstance(member, h5py.Dataset):
+            raise DataError(path, f"{name} is a group, expected one dataset per viewpoint")
+        return name, member.shape
+
+    def _load(self, scan: str, viewpoint: str) -> np.ndarray | None:
+        name = feature_key(scan, viewpoint)
+        dataset = self._file.get(name)
+        if not isinstance(dataset, h5py.Dataset):
+            return None
+        check_feature_shape(self.path, name, dataset.shape, self.feature_dim)
+        try:
+            return dataset[:, : self.feature_dim]  # [36, D]
+        except OSError as err:
+            raise DataError(self.path, f"features of {name} cannot be read ({err})") from None
+
+    def _has(self, scan: str, viewpoint: str) -> bool:
+        return feature_key(scan, viewpoint) in self._file
+
+    def _keys(self) -> Sequence[Key]:
+        if self._key_list is None:
+            self._key_list = [split_feature_key(name) for name in self._file]
+        return self._key_list
+
+    def _close(self) -> None:
+        self._file.close()
+
+
+def _fsync(path: Path) -> None:
+    """Force a file's bytes to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _readable_datasets(path: Path, feature_dim: int) -> tuple[list[str], bool]:
+    """Names of the intact ``[36, feature_dim]`` datasets of a partial file, and whether
+    the whole file is intact (opens, every member reads and passes its checksum)."""
+    try:
+        file = h5py.File(path, "r")
+    except Exception:  # a file killed mid-write can fail in many ways: treat all as unreadable
+        return [], False
+    readable: list[str] = []
+    intact = True
+    with file:
+        stored_dim = file.attrs.get(FEATURE_DIM_ATTR)
+        if stored_dim is not None and int(stored_dim) != feature_dim:
+            raise DataError(
+                path,
+                f"was written with feature_dim {int(stored_dim)}, not {feature_dim}: "
+                "resume with the same size or delete it",
+            )
+        try:
+            names = list(file)
+        except Exception:
+            return [], False
+        for name in names:
+            try:
+                dataset = file[name]
+                dataset[()]  # reading verifies the Fletcher-32 checksum
+                good = dataset.shape == (NUM_VIEWS, feature_dim)
+            except Exception:
+                good = False
+            intact = intact and good
+            if good:
+                readable.append(name)
+    return readable, intact
+
+
+class HDF5FeatureWriter:
+    """Write an HDF5 feature file one viewpoint at a time, atomically and resumably.
+
+    Data goes to ``path + ".partial"`` (flushed every ``flush_every`` adds) and is
+    renamed onto ``path`` by a successful :meth:`close`. Leaving a ``with`` block by an
+    exception, or a failing close, keeps the partial file and leaves ``path`` untouched.
+    With ``resume=True`` an existing partial file is reopened and :meth:`done` lists
+    what it holds; a damaged one is rebuilt from its intact viewpoints.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        feature_dim: int,
+        dtype: str = "float16",
+        resume: bool = False,
+        flush_every: int = 1,
+    ) -> None:
+        if dtype not in WRITER_DTYPES:
+            raise ValueError(f"dtype must be one of {WRITER_DTYPES}, got {dtype!r}")
+        if feature_dim <= 0 or flush_every <= 0:
+            raise ValueError("feature_dim and flush_every must be positive")
+        self.path = Path(path)
+        self.partial_path = Path(f"{self.path}{PARTIAL_SUFFIX}")
+        self.feature_dim = feature_dim
+        self.dtype = np.dtype(dtype)
+        self.flush_every = flush_every
+        if self.path.is_dir():
+            raise DataError(self.path, "is a directory, expected an HDF5 file")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._done: set[str] = set()
+        self._unflushed = 0
+        if resume and self.partial_path.exists():
+            self._file: h5py.File | None = self._reopen()
+        else:
+            self._file = self._create(self.partial_path)
+
+    def _create(self, path: Path) -> h5py.File:
+        try:
+            file = h5py.File(path, "w")
+        except OSError as err:
+            raise DataError(path, f"cannot create HDF5 file ({err})") from None
+        file.attrs[FEATURE_DIM_ATTR] = self.feature_dim
+        file.flush()
+        return file
+
+    def _reopen(self) -> h5py.File:
+        """Reopen the partial file for appending, rebuilding it first if it is damaged."""
+        readable, intact = _readable_datasets(self.partial_path, self.feature_dim)
+        if not intact:
+            rebuilt_path = Path(f"{self.partial_path}{REBUILD_SUFFIX}")
+            with self._create(rebuilt_path) as rebuilt:
+                if readable:
+                    with h5py.File(self.partial_path, "r") as damaged:
+                        for name in readable:
+                            self._write(rebuilt, name, damaged[name][()])
+            os.replace(rebuilt_path, self.partial_path)
+        self._done = set(readable)
+        return h5py.File(self.partial_path, "a")
+
+    def _write(self, file: h5py.File, name: str, features: np.ndarray) -> None:
+        if name in file:
+            del file[name]
+        file.create_dataset(
+            name,
+            data=features.astype(self.dtype, copy=False),  # [36, D]
+            chunks=(NUM_VIEWS, self.feature_dim),
+            fletcher32=True,
+        )
+
+    def add(self, scan: str, viewpoint: str, features: np.ndarray) -> None:
+        """Store the ``[36, feature_dim]`` features of a viewpoint (replacing earlier ones)."""
+        if self._file is None:
+            raise ValueError(f"{self.path}: the writer is closed")
+        name = feature_key(scan, viewpoint)
+        array = np.asarray(features)
+        check_feature_shape(self.path, name, array.shape, self.feature_dim, exact=True)
+        if not np.isfinite(array).all():
+            raise DataError(self.path, f"features of {name} contain NaN or infinity")
+        if self.dtype == np.float16 and np.abs(array).max() > FLOAT16_MAX:
+            raise DataError(self.path, f"features of {name} exceed the float16 range")
+        self._write(self._file, name, array)
+        self._done.add(name)
+        self._unflushed += 1
+        if self._unflushed >= self.flush_every:
+            self._file.flush()
+            self._unflushed = 0
+
+    def done(self) -> set[str]:
+        """Names (``"{scan}_{viewpoint}"``) of the viewpoints written so far."""
+        return set(self._done)
+
+    def __len__(self) -> int:
+        return len(self._done)
+
+    @property
+    def closed(self) -> bool:
+        return self._file is None
+
+    def close(self) -> None:
+        """Finish the file: flush it, then rename the partial file onto ``path``."""
+        if self._file is None:
+            return
+        file, self._file = self._file, None
+        try:
+            try:
+                file.flush()
+            finally:
+                file.close()
+            _fsync(self.partial_path)
+            os.replace(self.partial_path, self.path)
+        except OSError as err:
+            raise DataError(self.path, f"cannot finish writing ({err})") from err
+
+    def abandon(self) -> None:
+        """Close without finishing: the partial file stays for ``resume=True``."""
+        if self._file is not None:
+            file, self._file = self._file, None
+            with contextlib.suppress(Exception):
+                file.flush()
+            file.close()
+
+    def discard(self) -> None:
+        """Close without finishing and delete the partial file."""
+        self.abandon()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.partial_path)
+
+    def __enter__(self) -> HDF5FeatureWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abandon()
