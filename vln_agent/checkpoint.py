@@ -1,0 +1,71 @@
+"""Self-describing checkpoints, written atomically.
+
+A checkpoint is one ``torch.save`` file holding everything needed to rebuild and resume::
+
+    {"version", "kind", "model_config", "train_config", "state_dict", "step", "metrics",
+     "vocabulary", "extra", "optimizer"?, "rng"?}
+
+Loading needs nothing but the file (nanoGPT's habit). Bad files raise a one-line
+:class:`~envs.errors.DataError` naming the file.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import random
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from envs.errors import DataError
+from envs.fileio import atomic_write
+
+CHECKPOINT_VERSION = 1
+_REQUIRED = ("version", "kind", "model_config", "state_dict")
+
+
+def save_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> None:
+    """Write ``payload`` (with ``version`` added) to ``path`` atomically."""
+    payload = {"version": CHECKPOINT_VERSION, **payload}
+    missing = [key for key in _REQUIRED if key not in payload]
+    if missing:
+        raise ValueError(f"checkpoint payload lacks {missing}")
+    with atomic_write(path, "wb") as f:
+        torch.save(payload, f)
+
+
+def load_checkpoint(path: str | os.PathLike[str], kind: str | None = None) -> dict[str, Any]:
+    """Read a checkpoint written by :func:`save_checkpoint` (on the CPU)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, "checkpoint file not found")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as err:
+        raise DataError(path, f"corrupt or truncated checkpoint ({type(err).__name__})") from None
+    if not isinstance(payload, dict) or any(key not in payload for key in _REQUIRED):
+        raise DataError(path, "not a clipvil checkpoint (missing version/kind/model_config)")
+    if payload["version"] > CHECKPOINT_VERSION:
+        raise DataError(path, f"checkpoint version {payload['version']} is newer than this clipvil")
+    if kind is not None and payload["kind"] != kind:
+        raise DataError(path, f"is a {payload['kind']} checkpoint, expected {kind}")
+    return payload
+
+
+def capture_rng() -> dict[str, Any]:
+    """The global random states (python, numpy, torch) for exact resumption."""
+    return {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+    }
+
+
+def restore_rng(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
