@@ -12,9 +12,10 @@ from types import ModuleType
 
 from envs.errors import DataError
 from vln_agent.commands import convert_features, demo, eval_r2r
+from vln_agent.commands import map as map_command
 
 #: The subcommands, in the order ``clipvil --help`` lists them.
-COMMANDS: tuple[ModuleType, ...] = (demo, eval_r2r, convert_features)
+COMMANDS: tuple[ModuleType, ...] = (demo, eval_r2r, convert_features, map_command)
 
 EXIT_BAD_INPUT = 2
 
