@@ -7,7 +7,8 @@ Everything is validated before anything is drawn, so bad input raises
 * ``DIR/scenes/{scan}.json``: the synthetic house layout, when present (:mod:`envs.map_scene`).
 * ``DIR/R2R_*.json``: the episode with a given ``path_id`` (any split).
 * An official R2R submission file: ``[{"instr_id": str, "trajectory": [[vp, heading,
-  elevation], ...]}]``.
+  elevation], ...]}]`` (read by :func:`envs.evaluate.load_predictions`). Lengths and the
+  final distance to the goal are the official TL and NE of :mod:`envs.metrics`.
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from envs.constants import R2R_SPLITS, SUCCESS_DISTANCE_M
+from envs.constants import R2R_SPLITS
 from envs.episodes import Episode, load_episodes
 from envs.errors import DataError
-from envs.fileio import read_json
+from envs.evaluate import load_predictions
 from envs.graph import NavGraphs, ScanGraph
-from envs.map_scene import Scene, load_scene, require_key
+from envs.map_scene import Scene, load_scene
+from envs.metrics import is_success, navigation_error, path_length, remove_repeats
 
 #: Characters per line of the instruction in the map's side panel.
 INSTRUCTION_WRAP = 44
@@ -67,32 +69,6 @@ def path_id_of(instr_id: str, source: str | os.PathLike[str]) -> int:
     return int(head)
 
 
-def load_predictions(path: str | os.PathLike[str]) -> dict[str, list[str]]:
-    """An R2R submission file -> ``{instr_id: [viewpoint, ...]}`` (headings dropped)."""
-    source = str(path)
-    data = read_json(path)
-    if not isinstance(data, list):
-        raise DataError(source, "expected a JSON list of {instr_id, trajectory} objects")
-    predictions: dict[str, list[str]] = {}
-    for i, item in enumerate(data):
-        instr_id = require_key(item, "instr_id", f"entry {i}", source)
-        steps = require_key(item, "trajectory", f"entry {i}", source)
-        if not isinstance(steps, list) or not steps:
-            raise DataError(source, f"entry {i}: trajectory must be a non-empty list")
-        viewpoints = []
-        for step in steps:
-            if not isinstance(step, list) or not step or not isinstance(step[0], str):
-                raise DataError(source, f"entry {i}: each step must be [viewpoint, heading, elev]")
-            viewpoints.append(step[0])
-        predictions[str(instr_id)] = viewpoints
-    return predictions
-
-
-def _collapse_repeats(viewpoints: Sequence[str]) -> tuple[str, ...]:
-    """Drop consecutive repeats (turning in place) from a list of viewpoints."""
-    return tuple(vp for i, vp in enumerate(viewpoints) if i == 0 or vp != viewpoints[i - 1])
-
-
 def choose_trajectory(
     predictions_path: str | os.PathLike[str],
     episodes: Sequence[Episode],
@@ -105,22 +81,17 @@ def choose_trajectory(
     the instruction(s), or when the trajectory leaves the scan's navigation graph.
     """
     source = str(predictions_path)
-    predictions = load_predictions(predictions_path)
+    predictions = load_predictions(predictions_path)  # {instr_id: [(vp, heading, elev), ...]}
     wanted = [instr_id] if instr_id is not None else [ep.instr_id for ep in episodes]
     found = next((i for i in wanted if i in predictions), None)
     if found is None:
         raise DataError(source, f"no trajectory for instr_id {' or '.join(wanted)}")
-    viewpoints = _collapse_repeats(predictions[found])
+    viewpoints = tuple(remove_repeats([vp for vp, _, _ in predictions[found]]))
     for vp in viewpoints:
         ix = graph.index.get(vp)
         if ix is None or not graph.included[ix]:
             raise DataError(source, f"{found}: viewpoint {vp!r} is not in scan {graph.scan}")
     return Trajectory(instr_id=found, viewpoints=viewpoints, source=source)
-
-
-def path_length(graph: ScanGraph, viewpoints: Sequence[str]) -> float:
-    """Length in metres of a walk through ``viewpoints`` (shortest path between each pair)."""
-    return sum(graph.distance(a, b) for a, b in zip(viewpoints[:-1], viewpoints[1:], strict=True))
 
 
 @dataclass(frozen=True)
@@ -195,17 +166,18 @@ def info_lines(data: MapData) -> list[str]:
     if data.episodes:
         lines += ["", f"path {data.episodes[0].path_id}  ({Path(data.episodes_source).name})"]
     if len(reference) > 1:
-        lines.append(f"reference length {path_length(graph, reference):.2f} m")
+        lines.append(f"reference length {path_length(reference, graph.distance):.2f} m")
         lines.append(f"start-goal distance {graph.distance(reference[0], reference[-1]):.2f} m")
     elif reference:
         lines.append("no goal in this split (test)")
     if data.trajectory is not None:
         traj = data.trajectory.viewpoints
         lines += ["", f"prediction {data.trajectory.instr_id}"]
-        lines.append(f"trajectory length {path_length(graph, traj):.2f} m, {len(traj) - 1} steps")
+        length = path_length(traj, graph.distance)
+        lines.append(f"trajectory length {length:.2f} m, {len(traj) - 1} steps")
         if len(reference) > 1:
-            error = graph.distance(traj[-1], reference[-1])
-            verdict = "success" if error < SUCCESS_DISTANCE_M else "failure"
+            error = navigation_error(traj, reference[-1], graph.distance)
+            verdict = "success" if is_success(error) else "failure"
             lines.append(f"final distance to goal {error:.2f} m ({verdict})")
     if data.episode is not None:
         lines += ["", f"instruction {data.episode.instr_id}:"]

@@ -94,7 +94,7 @@ def _numbers(value: object, size: int, what: str, source: str) -> tuple[float, .
     return tuple(float(v) for v in value)
 
 
-def require_key(item: object, key: str, what: str, source: str) -> object:
+def _require_key(item: object, key: str, what: str, source: str) -> object:
     """``item[key]``; :class:`DataError` when ``item`` is no JSON object or lacks ``key``."""
     if not isinstance(item, dict):
         raise DataError(source, f"{what} is not an object")
@@ -111,33 +111,33 @@ def _rgb(value: object, what: str, source: str) -> tuple[int, int, int]:
 def _parse_room(item: object, i: int, source: str) -> SceneRoom:
     what = f"rooms[{i}]"
     xmin, ymin, xmax, ymax = _numbers(
-        require_key(item, "bounds", what, source), _BOX_2D_SIZE, f"{what}.bounds", source
+        _require_key(item, "bounds", what, source), _BOX_2D_SIZE, f"{what}.bounds", source
     )
     return SceneRoom(
-        id=int(require_key(item, "id", what, source)),  # type: ignore[call-overload]
-        type=str(require_key(item, "type", what, source)),
+        id=int(_require_key(item, "id", what, source)),  # type: ignore[call-overload]
+        type=str(_require_key(item, "type", what, source)),
         bounds=(xmin, ymin, xmax, ymax),
         floor_color=_rgb(
-            require_key(item, "floor_color", what, source), f"{what}.floor_color", source
+            _require_key(item, "floor_color", what, source), f"{what}.floor_color", source
         ),
         wall_color=_rgb(
-            require_key(item, "wall_color", what, source), f"{what}.wall_color", source
+            _require_key(item, "wall_color", what, source), f"{what}.wall_color", source
         ),
     )
 
 
 def _parse_door(item: object, i: int, source: str) -> SceneDoor:
     what = f"doors[{i}]"
-    axis = require_key(item, "axis", what, source)
+    axis = _require_key(item, "axis", what, source)
     if axis not in DOOR_AXES:
         raise DataError(source, f"{what}.axis must be 'x' or 'y', not {axis!r}")
-    rooms = _numbers(require_key(item, "rooms", what, source), 2, f"{what}.rooms", source)
+    rooms = _numbers(_require_key(item, "rooms", what, source), 2, f"{what}.rooms", source)
     cx, cy = _numbers(
-        require_key(item, "center", what, source), _POINT_2D_SIZE, f"{what}.center", source
+        _require_key(item, "center", what, source), _POINT_2D_SIZE, f"{what}.center", source
     )
-    (width,) = _numbers([require_key(item, "width", what, source)], 1, f"{what}.width", source)
+    (width,) = _numbers([_require_key(item, "width", what, source)], 1, f"{what}.width", source)
     return SceneDoor(
-        id=int(require_key(item, "id", what, source)),  # type: ignore[call-overload]
+        id=int(_require_key(item, "id", what, source)),  # type: ignore[call-overload]
         rooms=(int(rooms[0]), int(rooms[1])),
         center=(cx, cy),
         width=width,
@@ -147,16 +147,16 @@ def _parse_door(item: object, i: int, source: str) -> SceneDoor:
 
 def _parse_object(item: object, i: int, source: str) -> SceneObject:
     what = f"objects[{i}]"
-    color = require_key(item, "color", what, source)
+    color = _require_key(item, "color", what, source)
     if color not in COLOURS:
         raise DataError(source, f"{what}.color {color!r} is not a colour of the vocabulary")
     box = _numbers(
-        require_key(item, "bounds", what, source), _BOX_3D_SIZE, f"{what}.bounds", source
+        _require_key(item, "bounds", what, source), _BOX_3D_SIZE, f"{what}.bounds", source
     )
     xmin, ymin, _, xmax, ymax, _ = box  # [xmin, ymin, zmin, xmax, ymax, zmax]
     return SceneObject(
-        id=int(require_key(item, "id", what, source)),  # type: ignore[call-overload]
-        category=str(require_key(item, "category", what, source)),
+        id=int(_require_key(item, "id", what, source)),  # type: ignore[call-overload]
+        category=str(_require_key(item, "category", what, source)),
         color=str(color),
         footprint=(xmin, ymin, xmax, ymax),
     )

@@ -15,7 +15,7 @@ from PIL import Image
 from envs.episodes import load_episodes
 from envs.errors import DataError
 from envs.graph import NavGraphs
-from envs.map_data import gather_map_data, info_lines, load_predictions
+from envs.map_data import gather_map_data, info_lines
 from envs.map_layers import (
     EDGE_COLOUR,
     FLOOR_MARGIN_M,
@@ -210,7 +210,7 @@ def test_instruction_choice(real_data_dir: Path, tmp_path: Path) -> None:
     chosen = gather_map_data(real_data_dir, REAL_SCAN, None, preds, instr_id="5593_2")
     assert chosen.trajectory is not None and chosen.trajectory.instr_id == "5593_2"
     assert chosen.episodes[0].path_id == REAL_PATH_ID  # the path comes from the instr_id
-    assert load_predictions(preds)["5593_2"] == route
+    assert chosen.trajectory.viewpoints == tuple(route)
 
 
 def test_multi_floor_fades_other_floors(real_data_dir: Path) -> None:
