@@ -1,0 +1,129 @@
+"""Wording of navigation instructions: verbs, turn phrases and clause templates.
+
+Templates are :meth:`str.format` strings over named slots that
+:mod:`envs.synthetic.language` fills: ``{side}`` (left / right), ``{np}`` and ``{a_np}``
+(an object phrase without / with its article), ``{src}`` and ``{dst}`` (room names),
+``{exit}`` (an :data:`EXIT` phrase), ``{door}``, ``{walk}``, ``{room}``, ``{stop}``,
+``{rel}`` (a relation such as "next to") and ``{in_room}`` (" in the kitchen" or "").
+"""
+
+from __future__ import annotations
+
+WALK = ("walk", "go", "head", "move", "proceed")
+DOOR = ("door", "doorway", "door", "open door", "doorway")
+STRAIGHT = ("walk straight ahead", "go forward", "head straight", "walk forward")
+SLIGHT = (
+    "turn slightly {side}",
+    "veer {side}",
+    "bear {side}",
+    "make a slight {side}",
+    "turn a little to the {side}",
+)
+TURN = ("turn {side}", "turn to your {side}", "make a {side}", "take a {side}", "turn {side}")
+SHARP = ("make a sharp {side}", "turn hard {side}", "take a sharp {side} turn", "turn {side}")
+AROUND = ("turn around", "turn all the way around", "turn back around", "spin around")
+FORWARD = (
+    "walk forward a few steps",
+    "go straight for a bit",
+    "take a few steps forward",
+    "continue straight",
+    "keep going straight",
+)
+PASS_SIDE = (
+    "walk past the {np} on your {side}",
+    "pass the {np} on your {side}",
+    "keep the {np} on your {side}",
+    "go past the {np}",
+    "walk by the {np}",
+    "continue past the {np} on your {side}",
+    "you will pass {a_np} on your {side}",
+    "{walk} forward, passing the {np} on your {side}",
+    "{walk} alongside the {np}",
+    "{walk} forward with the {np} to your {side}",
+)
+PASS_AHEAD = (
+    "walk towards the {np}",
+    "head toward the {np}",
+    "go straight towards the {np}",
+    "you will see {a_np} ahead of you",
+    "{walk} in the direction of the {np}",
+    "approach the {np}",
+)
+PASS_ACROSS = ("walk across the {np}", "walk over the {np}", "cross the {np}")
+EXIT = (
+    "exit the {src}",
+    "leave the {src}",
+    "walk out of the {src}",
+    "go out of the {src}",
+    "step out of the {src}",
+)
+CROSS_START_DOOR = (
+    "{exit} through the {door} into the {dst}",
+    "{exit} through the {door} and enter the {dst}",
+    "{exit} and go through the {door} into the {dst}",
+    "go through the {door} out of the {src} and into the {dst}",
+    "{exit} by the {door} that leads to the {dst}",
+)
+CROSS_DOOR = (
+    "go through the {door} into the {dst}",
+    "walk through the {door} into the {dst}",
+    "enter the {dst} through the {door}",
+    "pass through the {door} to the {dst}",
+    "step through the {door} and into the {dst}",
+    "{walk} into the {dst} through the {door}",
+    "exit the {src} through the {door} and enter the {dst}",
+    "continue through the {door} into the {dst}",
+)
+CROSS_START_OPEN = (
+    "{exit} into the {dst}",
+    "{exit} and walk into the {dst}",
+    "{exit} and enter the {dst}",
+)
+CROSS_OPEN = (
+    "walk into the {dst}",
+    "enter the {dst}",
+    "continue into the {dst}",
+    "head into the {dst}",
+)
+DOORWAY = ("walk through the doorway", "go through the doorway", "pass through the open doorway")
+MOVE_ACROSS = (
+    "walk across the {room}",
+    "go to the other side of the {room}",
+    "{walk} forward through the {room}",
+    "head across the {room}",
+    "cross the {room}",
+)
+MOVE_THROUGH = (
+    "walk down the {room}",
+    "continue through the {room}",
+    "go along the {room}",
+    "{walk} to the end of the {room}",
+)
+STOP_VERB = ("stop", "wait", "halt", "stop", "wait", "come to a stop", "stand")
+RELATION = {
+    "next to": ("next to", "beside", "by", "right next to"),
+    "in front of": ("in front of",),
+}
+RELATION_NEAR = ("near", "close to")
+STOP_OBJECT = (
+    "{stop} {rel} the {np}{in_room}",
+    "{stop} once you are {rel} the {np}{in_room}",
+    "{stop} when you reach the {np}{in_room}",
+    "{stop} when you get to the {np}{in_room}",
+)
+GOAL_OBJECT = ("your goal is {rel} the {np}{in_room}", "the end point is {rel} the {np}{in_room}")
+STOP_ROOM = (
+    "{stop} in the {room}",
+    "{stop} inside the {room}",
+    "{stop} in the middle of the {room}",
+)
+STOP_THERE = ("{stop} there", "{stop} just inside", "{stop} once you are inside")
+JOINERS = (" and ", ", then ", " and then ", " and ", ", ")
+OPENERS = ("then", "next,", "after that,", "now", "from there,", "afterwards,", "at that point,")
+AFTER_ENTERING = (
+    "once inside,",
+    "once you are in the {room},",
+    "in the {room},",
+    "inside the {room},",
+)
+CLOSERS = ("Wait there.", "Stay there.", "That is where you stop.", "Wait at that spot.")

@@ -1,0 +1,285 @@
+"""R2R-style navigation instructions and image captions for the synthetic world.
+
+The world writer calls :func:`instructions_for_path` for every ground-truth path and
+:func:`captions_for_view` for views it wants captioned. Both read the scene dict the
+writer stores at ``DIR/scenes/{scan}.json`` (see :mod:`envs.synthetic.scene_facts`) and
+draw every choice from the ``rng`` they are given, so the same seed gives the same text.
+
+An instruction says what :func:`envs.synthetic.route_plan.plan_route` found on the path
+(turns, landmarks near the path with their colour, doors, rooms left and entered, where
+to stop) in varied templates, synonyms, optional clauses and sentence groupings, so that
+an agent has to ground the words in what it sees instead of memorising one template.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from envs.synthetic import instruction_templates as tpl
+from envs.synthetic.captions import captions_for_view
+from envs.synthetic.phrasing import (
+    chance,
+    object_phrase,
+    pick,
+    room_word,
+    with_article,
+)
+from envs.synthetic.route_plan import (
+    Cross,
+    Doorway,
+    Event,
+    Move,
+    Pass,
+    Stop,
+    Turn,
+    plan_route,
+)
+from envs.synthetic.scene_facts import SceneFacts
+
+__all__ = [
+    "WordStatistics",
+    "captions_for_view",
+    "instructions_for_path",
+    "tokenize",
+    "word_statistics",
+]
+
+#: Initial heading changes below this are "straight ahead" (no turn).
+STRAIGHT_MAX_RAD = math.radians(25.0)
+#: Heading changes below this are slight turns ("veer left").
+SLIGHT_MAX_RAD = math.radians(60.0)
+#: Heading changes above this are sharp turns ("make a sharp left").
+SHARP_MIN_RAD = math.radians(110.0)
+#: Heading changes of at least this are "turn around".
+AROUND_MIN_RAD = math.radians(150.0)
+#: Clauses per instruction: ``BASE_CLAUSES + Poisson(EXTRA_CLAUSES_MEAN)``, clipped to
+#: ``MAX_CLAUSES``; events that must be said (first turn, room changes, stop) always are.
+BASE_CLAUSES = 3
+EXTRA_CLAUSES_MEAN = 1.0
+MAX_CLAUSES = 8
+#: Renderings tried per requested instruction before falling back to added sentences.
+ATTEMPTS_PER_TEXT = 50
+
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+
+
+@dataclass(frozen=True)
+class WordStatistics:
+    """Length and vocabulary of a set of texts (words as :func:`tokenize` splits them)."""
+
+    texts: int
+    mean_words: float
+    median_words: float
+    vocabulary_size: int
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-case words of ``text``; punctuation separates words and is dropped."""
+    return _WORD.findall(text.lower())
+
+
+def word_statistics(texts: Iterable[str]) -> WordStatistics:
+    """Mean / median words per text and the number of distinct words over all of them."""
+    lengths, vocabulary = [], set()
+    for text in texts:
+        words = tokenize(text)
+        lengths.append(len(words))
+        vocabulary.update(words)
+    if not lengths:
+        return WordStatistics(0, 0.0, 0.0, 0)
+    return WordStatistics(
+        len(lengths), float(np.mean(lengths)), float(np.median(lengths)), len(vocabulary)
+    )
+
+
+def instructions_for_path(
+    scene: dict,
+    path: list[str],
+    start_heading: float,
+    rng: np.random.Generator,
+    count: int = 3,
+) -> list[str]:
+    """``count`` different instructions for walking ``path`` from ``path[0]``.
+
+    ``start_heading`` is the agent's heading at the start (radians, clockwise from +y).
+    Raises :class:`envs.errors.DataError` for a malformed scene or an unknown viewpoint.
+    """
+    events = plan_route(SceneFacts.from_scene(scene), list(path), float(start_heading))
+    texts: list[str] = []
+    for _ in range(ATTEMPTS_PER_TEXT * count):
+        if len(texts) == count:
+            return texts
+        text = _render(events, rng)
+        if text not in texts:
+            texts.append(text)
+    return _pad_distinct(texts, count)
+
+
+def _pad_distinct(texts: list[str], count: int) -> list[str]:
+    """Make up the number with closing sentences when the plan allows few renderings."""
+    out = list(texts)
+    for repeat in itertools.count(1):
+        for closers in itertools.product(tpl.CLOSERS, repeat=repeat):
+            for text in texts:
+                if len(out) == count:
+                    return out
+                candidate = f"{text} {' '.join(closers)}"
+                if candidate not in out:
+                    out.append(candidate)
+    raise AssertionError("unreachable")
+
+
+def _render(events: list[Event], rng: np.random.Generator) -> str:
+    """One instruction: a clause per selected event (some merged), grouped in sentences."""
+    chosen = _select(events, rng)
+    clauses: list[tuple[str, Event]] = []
+    i = 0
+    while i < len(chosen):
+        event = chosen[i]
+        nxt = chosen[i + 1] if i + 1 < len(chosen) else None
+        if isinstance(event, Pass) and isinstance(nxt, Cross) and _merge_exit(nxt, rng):
+            clauses.append((_exit_past_clause(event, nxt, rng), nxt))
+            i += 2
+            continue
+        clause = _CLAUSES[type(event)](event, rng)
+        if clause and clauses and isinstance(event, Turn) and isinstance(clauses[-1][1], Turn):
+            clauses.append((pick(rng, tpl.FORWARD), clauses[-1][1]))
+        if clause:
+            clauses.append((clause, event))
+        i += 1
+    return _assemble(clauses, rng)
+
+
+def _select(events: list[Event], rng: np.random.Generator) -> list[Event]:
+    """The events one instruction says: all required ones, optional ones up to a budget."""
+    required = [i for i, e in enumerate(events) if _weight(e, events) == 0.0]
+    optional = [i for i, e in enumerate(events) if _weight(e, events) > 0.0]
+    budget = min(BASE_CLAUSES + int(rng.poisson(EXTRA_CLAUSES_MEAN)), MAX_CLAUSES)
+    room = max(budget - len(required), 0)
+    if room < len(optional):
+        weights = np.array([_weight(events[i], events) for i in optional])  # [O]
+        picked = rng.choice(len(optional), size=room, replace=False, p=weights / weights.sum())
+        optional = [optional[int(j)] for j in picked]
+    return [events[i] for i in sorted(required + optional)]
+
+
+def _weight(event: Event, events: list[Event]) -> float:
+    """How much an optional event deserves a clause (0: always said)."""
+    if isinstance(event, Turn):
+        return 0.0 if event.initial else (3.0 if abs(event.delta) >= SLIGHT_MAX_RAD else 1.0)
+    if isinstance(event, Pass):
+        return 2.5 if event.rank == 0 else 1.0
+    if isinstance(event, Move):
+        single_room = not any(isinstance(e, (Cross, Pass)) for e in events)
+        return 0.0 if single_room else 1.0
+    if isinstance(event, Doorway):
+        return 1.5
+    return 0.0
+
+
+def _merge_exit(cross: Cross, rng: np.random.Generator) -> bool:
+    return cross.leaving_start and chance(rng, 0.3)
+
+
+def _exit_past_clause(passed: Pass, cross: Cross, rng: np.random.Generator) -> str:
+    """``"walk out of the bedroom past the blue bed and through the door into the hall"``."""
+    src, dst = room_word(cross.src["type"], rng), room_word(cross.dst["type"], rng)
+    np_ = object_phrase(passed.obj, rng)
+    through = f" and through the {pick(rng, tpl.DOOR)}" if cross.door else ""
+    return f"{pick(rng, tpl.WALK)} out of the {src} past the {np_}{through} into the {dst}"
+
+
+def _turn_clause(event: Turn, rng: np.random.Generator) -> str | None:
+    size, side = abs(event.delta), "right" if event.delta > 0 else "left"
+    if size < STRAIGHT_MAX_RAD:
+        return pick(rng, tpl.STRAIGHT) if event.initial and chance(rng, 0.5) else None
+    if size >= AROUND_MIN_RAD:
+        return pick(rng, tpl.AROUND)
+    table = tpl.SLIGHT if size < SLIGHT_MAX_RAD else tpl.SHARP if size > SHARP_MIN_RAD else tpl.TURN
+    return pick(rng, table).format(side=side)
+
+
+def _pass_clause(event: Pass, rng: np.random.Generator) -> str:
+    table = {"ahead": tpl.PASS_AHEAD, "across": tpl.PASS_ACROSS}.get(event.side, tpl.PASS_SIDE)
+    phrase = object_phrase(event.obj, rng)
+    return pick(rng, table).format(
+        np=phrase, a_np=with_article(phrase), side=event.side, walk=pick(rng, tpl.WALK)
+    )
+
+
+def _cross_clause(event: Cross, rng: np.random.Generator) -> str:
+    src, dst = room_word(event.src["type"], rng), room_word(event.dst["type"], rng)
+    if event.leaving_start:
+        table = tpl.CROSS_START_DOOR if event.door else tpl.CROSS_START_OPEN
+    else:
+        table = tpl.CROSS_DOOR if event.door else tpl.CROSS_OPEN
+    exit_ = pick(rng, tpl.EXIT).format(src=src)
+    return pick(rng, table).format(
+        exit=exit_, src=src, dst=dst, door=pick(rng, tpl.DOOR), walk=pick(rng, tpl.WALK)
+    )
+
+
+def _move_clause(event: Move, rng: np.random.Generator) -> str:
+    table = tpl.MOVE_THROUGH if event.through else tpl.MOVE_ACROSS
+    return pick(rng, table).format(
+        room=room_word(event.room["type"], rng), walk=pick(rng, tpl.WALK)
+    )
+
+
+def _stop_clause(event: Stop, rng: np.random.Generator) -> str:
+    stop, room = pick(rng, tpl.STOP_VERB), room_word(event.room["type"], rng)
+    if event.obj is None:
+        table = tpl.STOP_THERE + tpl.STOP_ROOM if event.room_named else tpl.STOP_ROOM
+        return pick(rng, table).format(stop=stop, room=room)
+    name_room = not event.room_named or chance(rng, 0.2)
+    relations = tpl.RELATION.get(event.relation, tpl.RELATION_NEAR)
+    table = tpl.STOP_OBJECT + tpl.GOAL_OBJECT if chance(rng, 0.15) else tpl.STOP_OBJECT
+    return pick(rng, table).format(
+        stop=stop,
+        rel=pick(rng, relations),
+        np=object_phrase(event.obj, rng),
+        in_room=f" in the {room}" if name_room else "",
+    )
+
+
+_CLAUSES: dict[type, Callable[..., str | None]] = {
+    Turn: _turn_clause,
+    Pass: _pass_clause,
+    Cross: _cross_clause,
+    Doorway: lambda _event, rng: pick(rng, tpl.DOORWAY),
+    Move: _move_clause,
+    Stop: _stop_clause,
+}
+
+
+def _assemble(clauses: list[tuple[str, Event]], rng: np.random.Generator) -> str:
+    """Group clauses into sentences of one to three, with joiners and openers."""
+    sentences: list[str] = []
+    i = 0
+    while i < len(clauses):
+        size = int(rng.choice((1, 2, 2, 3)))
+        group = clauses[i : i + size]
+        text = group[0][0]
+        for clause, _ in group[1:]:
+            text += pick(rng, tpl.JOINERS) + clause
+        if sentences:
+            text = _with_opener(text, clauses[i - 1][1], rng)
+        sentences.append(text[0].upper() + text[1:] + ".")
+        i += size
+    return " ".join(sentences)
+
+
+def _with_opener(text: str, previous: Event, rng: np.random.Generator) -> str:
+    """Maybe start a sentence with "Then", or "Once inside," right after entering a room."""
+    if isinstance(previous, Cross) and chance(rng, 0.35):
+        opener = pick(rng, tpl.AFTER_ENTERING).format(room=room_word(previous.dst["type"], rng))
+        return f"{opener} {text}"
+    if chance(rng, 0.3):
+        return f"{pick(rng, tpl.OPENERS)} {text}"
+    return text

@@ -1,0 +1,281 @@
+"""What an instruction should say about a path: turns, landmarks, doors, rooms, the goal.
+
+:func:`plan_route` turns a ground-truth path through a synthetic scene into a list of
+events (no wording yet, no randomness): the turn at the start, turns at corners, objects
+passed or walked towards, door crossings and doorways, and where to stop. The wording is
+:mod:`envs.synthetic.language`'s job.
+
+Landmarks are objects that are really near the path: in a room the step starts or ends
+in, and either within :data:`NEAR_PATH_M` of the walked segment or visible in the level
+views the agent faces while walking it (at least :data:`MIN_SEEN_PIXELS` pixels) and
+within :data:`SEEN_MAX_M`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from envs.constants import (
+    HEADING_INCREMENT,
+    LEVEL_ELEVATION_INDEX,
+    R2R_IMAGE_HEIGHT,
+    R2R_IMAGE_WIDTH,
+    VIEWS_PER_ELEVATION,
+)
+from envs.errors import DataError
+from envs.synthetic.scene_facts import (
+    SceneFacts,
+    footprint_centre,
+    heading_between,
+    relative_side,
+    segment_box_distance,
+    signed_turn,
+)
+
+#: Intermediate heading changes smaller than this are not worth a "turn".
+TURN_MENTION_RAD = math.radians(50.0)
+#: Objects within this many metres of a walked segment may be mentioned as passed.
+NEAR_PATH_M = 2.0
+#: Objects visible ahead may be mentioned up to this far from the segment.
+SEEN_MAX_M = 4.0
+#: Pixels (of a 640 x 480 view) an object needs to count as seen ahead.
+MIN_SEEN_PIXELS = 1500
+#: Views within this angle of the walking direction count as "facing".
+FORWARD_HALF_ANGLE_RAD = math.radians(45.0)
+#: Objects more than this far behind the start of a segment are not passed on it.
+BEHIND_MARGIN_M = 0.3
+#: A segment closer than this to a footprint walks across it (a rug).
+ACROSS_M = 0.05
+#: Landmarks mentioned at most per room walked through.
+MAX_PASSES_PER_LEG = 2
+#: The goal landmark is an object of the goal room this close to the goal viewpoint.
+GOAL_NEAR_M = 2.5
+#: Closer than this, the goal is "next to" its landmark.
+NEXT_TO_M = 1.0
+#: A goal landmark within this angle of the final heading is "in front of" the agent.
+IN_FRONT_RAD = math.radians(40.0)
+
+_IMAGE_PIXELS = R2R_IMAGE_WIDTH * R2R_IMAGE_HEIGHT
+_LEVEL_VIEWS = tuple(
+    LEVEL_ELEVATION_INDEX * VIEWS_PER_ELEVATION + j for j in range(VIEWS_PER_ELEVATION)
+)
+
+
+@dataclass(frozen=True)
+class Turn:
+    """Change of heading (radians, positive = right) at the start or at a corner."""
+
+    delta: float
+    initial: bool
+
+
+@dataclass(frozen=True)
+class Pass:
+    """A landmark on the way: ``side`` is "left", "right", "ahead" or "across"."""
+
+    obj: dict
+    side: str
+    #: 0 for the best landmark of its room, 1 for the second one.
+    rank: int
+
+
+@dataclass(frozen=True)
+class Cross:
+    """Walking from one room into another, through a door when ``door``."""
+
+    src: dict
+    dst: dict
+    door: bool
+    leaving_start: bool
+
+
+@dataclass(frozen=True)
+class Doorway:
+    """Walking through a doorway viewpoint without changing room."""
+
+
+@dataclass(frozen=True)
+class Move:
+    """Walking across a room (``through``: a room on the way, not the start room)."""
+
+    room: dict
+    through: bool
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Where to stop: the goal room, a landmark near the goal and how it relates."""
+
+    room: dict
+    obj: dict | None
+    #: "next to", "in front of" or "near" (meaningless when ``obj`` is None).
+    relation: str
+    #: Whether an earlier event already names the goal room.
+    room_named: bool
+
+
+Event = Turn | Pass | Cross | Doorway | Move | Stop
+
+
+def plan_route(facts: SceneFacts, path: list[str], start_heading: float) -> list[Event]:
+    """The events of walking ``path`` (viewpoint ids) starting at ``start_heading`` (radians)."""
+    if len(path) < 2:
+        raise DataError(facts.source, f"a path needs at least two viewpoints, got {list(path)}")
+    xys = [facts.xy(v) for v in path]
+    rooms = [facts.room_of(v) for v in path]
+    headings = [heading_between(xys[k], xys[k + 1]) for k in range(len(path) - 1)]
+    goal_obj, relation = goal_landmark(facts, path[-1], rooms[-1], headings[-1])
+    used = {int(goal_obj["id"])} if goal_obj is not None else set()
+    passes = _choose_passes(facts, path, xys, headings, used)
+
+    events: list[Event] = [Turn(signed_turn(start_heading, headings[0]), initial=True)]
+    start_id, crossed_out = int(rooms[0]["id"]), False
+    for k, (src_room, dst_room) in enumerate(zip(rooms[:-1], rooms[1:], strict=True)):
+        if k > 0 and abs(delta := signed_turn(headings[k - 1], headings[k])) >= TURN_MENTION_RAD:
+            events.append(Turn(delta, initial=False))
+        events.extend(passes.get(k, ()))
+        if src_room["id"] != dst_room["id"]:
+            leaving = int(src_room["id"]) == start_id and not crossed_out
+            crossed_out = crossed_out or leaving
+            door = facts.has_door(int(src_room["id"]), int(dst_room["id"]))
+            events.append(Cross(src_room, dst_room, door, leaving))
+        elif _passes_doorway(facts, path, rooms, k):
+            events.append(Doorway())
+    _add_moves(events, rooms)
+    last_cross = next((e for e in reversed(events) if isinstance(e, Cross)), None)
+    named = last_cross is not None and last_cross.dst["id"] == rooms[-1]["id"]
+    events.append(Stop(rooms[-1], goal_obj, relation, named))
+    return events
+
+
+def _passes_doorway(facts: SceneFacts, path: list[str], rooms: list[dict], k: int) -> bool:
+    """Whether step ``k`` ends at a doorway viewpoint that no room change accounts for."""
+    nxt = k + 1
+    if not facts.viewpoint(path[nxt]).get("doorway", False) or nxt == len(path) - 1:
+        return False
+    return rooms[nxt + 1]["id"] == rooms[nxt]["id"]
+
+
+def _add_moves(events: list[Event], rooms: list[dict]) -> None:
+    """Give rooms where nothing else happens a plain "walk across" clause."""
+    if all(r["id"] == rooms[0]["id"] for r in rooms):
+        if not any(isinstance(e, Pass) for e in events):
+            events.insert(1, Move(rooms[0], through=False))
+        return
+    between = [
+        i + 1
+        for i in range(len(events) - 1)
+        if isinstance(events[i], Cross) and isinstance(events[i + 1], Cross)
+    ]
+    for i in reversed(between):
+        events.insert(i, Move(events[i - 1].dst, through=True))
+
+
+def _legs(room_ids: list[int]) -> list[list[int]]:
+    """Step indices grouped by the room their start viewpoint stands in (consecutive runs)."""
+    legs: list[list[int]] = []
+    for k in range(len(room_ids) - 1):
+        if legs and room_ids[legs[-1][-1]] == room_ids[k]:
+            legs[-1].append(k)
+        else:
+            legs.append([k])
+    return legs
+
+
+def _choose_passes(
+    facts: SceneFacts,
+    path: list[str],
+    xys: list[np.ndarray],
+    headings: list[float],
+    used: set[int],
+) -> dict[int, list[Pass]]:
+    """Step index -> landmarks passed on it: the best ones of each leg, never repeated."""
+    rooms = [int(facts.viewpoint(v)["room"]) for v in path]
+    chosen: dict[int, list[Pass]] = {}
+    for leg in _legs(rooms):
+        found: list[tuple[float, int, dict, str]] = []
+        for k in leg:
+            for score, obj, side in _step_candidates(facts, path, xys, headings, rooms, k):
+                found.append((score, k, obj, side))
+        found.sort(key=lambda item: (-item[0], item[1], int(item[2]["id"])))
+        rank = 0
+        for _, k, obj, side in found:
+            if rank == MAX_PASSES_PER_LEG:
+                break
+            if int(obj["id"]) not in used:
+                used.add(int(obj["id"]))
+                chosen.setdefault(k, []).append(Pass(obj, side, rank))
+                rank += 1
+    for k in chosen:
+        chosen[k].sort(key=lambda p: p.rank)
+    return chosen
+
+
+def _step_candidates(
+    facts: SceneFacts,
+    path: list[str],
+    xys: list[np.ndarray],
+    headings: list[float],
+    rooms: list[int],
+    k: int,
+) -> list[tuple[float, dict, str]]:
+    """``(score, object, side)`` for every landmark candidate of step ``k``."""
+    src, dst, heading = xys[k], xys[k + 1], headings[k]
+    facing = [
+        v
+        for v in _LEVEL_VIEWS
+        if abs(signed_turn(heading, (v % VIEWS_PER_ELEVATION) * HEADING_INCREMENT))
+        <= FORWARD_HALF_ANGLE_RAD
+    ]
+    pixels = facts.view_pixels(path[k], facing)
+    length = float(np.linalg.norm(dst - src))
+    out: list[tuple[float, dict, str]] = []
+    for oid, obj in facts.objects.items():
+        if int(obj["room"]) not in (rooms[k], rooms[k + 1]):
+            continue
+        dist = segment_box_distance(src, dst, obj)
+        seen = pixels.get(oid, 0)
+        if dist > NEAR_PATH_M and not (seen >= MIN_SEEN_PIXELS and dist <= SEEN_MAX_M):
+            continue
+        along, lateral = relative_side(src, dst, footprint_centre(obj))
+        if along < -BEHIND_MARGIN_M:
+            continue
+        if dist < ACROSS_M:
+            side = "across"
+        elif along > length and abs(lateral) < along - length:
+            side = "ahead"
+        else:
+            side = "right" if lateral > 0 else "left"
+        score = 100.0 * seen / _IMAGE_PIXELS + (SEEN_MAX_M - dist)
+        out.append((score, obj, side))
+    return out
+
+
+def goal_landmark(
+    facts: SceneFacts, goal: str, room: dict, final_heading: float
+) -> tuple[dict | None, str]:
+    """The most salient object of the goal room near the goal, and its relation."""
+    gxy = facts.xy(goal)
+    pixels = facts.view_pixels(goal, _LEVEL_VIEWS)
+    best: tuple[float, dict, float] | None = None
+    for oid, obj in facts.objects.items():
+        if int(obj["room"]) != int(room["id"]):
+            continue
+        dist = segment_box_distance(gxy, gxy, obj)
+        if dist > GOAL_NEAR_M:
+            continue
+        score = 100.0 * pixels.get(oid, 0) / _IMAGE_PIXELS + 2.0 * (GOAL_NEAR_M - dist)
+        if best is None or score > best[0]:
+            best = (score, obj, dist)
+    if best is None:
+        return None, "near"
+    _, obj, dist = best
+    if dist <= NEXT_TO_M:
+        return obj, "next to"
+    bearing = heading_between(gxy, footprint_centre(obj))
+    if abs(signed_turn(final_heading, bearing)) <= IN_FRONT_RAD:
+        return obj, "in front of"
+    return obj, "near"
