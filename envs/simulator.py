@@ -185,7 +185,9 @@ def navigable_locations(
         with np.errstate(divide="ignore", invalid="ignore"):
             inverse_length = np.float32(1.0) / horizontal_length  # glm::normalize
             cos_angle = (tx * inverse_length) * cam_x + (ty * inverse_length) * cam_y  # [B, K] f32
-        visible = valid & (cos_angle >= config.cos_half_hfov)
+        # Compared in float64 as in C++ (float promoted to double); numpy 2 would otherwise
+        # round the Python-float threshold to float32 (NEP 50).
+        visible = valid & (cos_angle.astype(np.float64) >= config.cos_half_hfov)
     rel_heading = np.arctan2(
         (tx * cam_y - ty * cam_x).astype(np.float64), (tx * cam_x + ty * cam_y).astype(np.float64)
     )  # [B, K]
