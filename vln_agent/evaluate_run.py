@@ -1,0 +1,74 @@
+"""Evaluate a saved follower on a split and write everything a researcher looks at."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from envs.episodes import load_episodes
+from envs.evaluate import evaluate, save_predictions
+from envs.fileio import write_json
+from envs.graph import NavGraphs
+from envs.gym_env import R2RVectorEnv
+from vln_agent.evaluate import predict
+from vln_agent.train import load_follower
+
+
+def evaluate_checkpoint(
+    checkpoint: str | os.PathLike[str],
+    data_dir: str | os.PathLike[str],
+    features: str | os.PathLike[str],
+    split: str,
+    out_dir: str | os.PathLike[str],
+    batch_size: int = 64,
+    maps: int = 4,
+) -> dict[str, float] | None:
+    """Write ``submission_{split}.json`` and, where the split has goals,
+    ``metrics_{split}.json``, ``per_instruction_{split}.json`` and a few maps.
+
+    Returns the summary metrics (None for a split without goals, like R2R test).
+    """
+    from gymnasium.vector import AutoresetMode
+
+    model, tokenizer, payload = load_follower(checkpoint)
+    train_config = payload.get("train_config", {})
+    episodes = load_episodes(data_dir, split)
+    env = R2RVectorEnv(
+        min(batch_size, len(episodes)),
+        autoreset_mode=AutoresetMode.DISABLED,
+        data_dir=data_dir,
+        features=features,
+        split=episodes,
+        tokenizer=tokenizer,
+        feature_dim=model.config.feature_size,
+        max_instruction_length=train_config.get("max_instruction_length", 80),
+        max_actions=train_config.get("max_actions", 35),
+        episode_order="sequential",
+    )
+    predictions = predict(model, env, episodes)
+    env.close()
+    out_dir = Path(out_dir)
+    submission = out_dir / f"submission_{split}.json"
+    save_predictions(submission, predictions)
+    if any(len(e.path) < 2 for e in episodes):
+        return None
+    graphs = NavGraphs(data_dir)
+    result = evaluate(graphs, episodes, predictions, source=str(submission))
+    write_json(out_dir / f"metrics_{split}.json", result.summary)
+    write_json(out_dir / f"per_instruction_{split}.json", result.per_instruction)
+    _draw_maps(data_dir, episodes[:maps], submission, out_dir / "maps")
+    return result.summary
+
+
+def _draw_maps(data_dir, episodes, submission: Path, out_dir: Path) -> None:
+    from envs.maps import draw_map
+
+    for episode in episodes:
+        draw_map(
+            data_dir,
+            episode.scan,
+            out_dir / f"{episode.instr_id}.png",
+            path_id=episode.path_id,
+            predictions=submission,
+            instr_id=episode.instr_id,
+        )
