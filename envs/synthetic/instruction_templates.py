@@ -10,7 +10,9 @@ Templates are :meth:`str.format` strings over named slots that
 from __future__ import annotations
 
 WALK = ("walk", "go", "head", "move", "proceed")
-DOOR = ("door", "doorway", "door", "open door", "doorway")
+DOOR = ("door", "doorway", "door", "open door", "doorway", "entrance", "opening", "entryway")
+#: How a side is said (``{side}``: left or right); fills ``{on_side}``.
+ON_SIDE = ("on your {side}", "to your {side}", "on your {side}-hand side", "on the {side}")
 STRAIGHT = ("walk straight ahead", "go forward", "head straight", "walk forward")
 SLIGHT = (
     "turn slightly {side}",
@@ -19,7 +21,16 @@ SLIGHT = (
     "make a slight {side}",
     "turn a little to the {side}",
 )
-TURN = ("turn {side}", "turn to your {side}", "make a {side}", "take a {side}", "turn {side}")
+TURN = (
+    "turn {side}",
+    "turn to your {side}",
+    "make a {side}",
+    "take a {side}",
+    "turn {side}",
+    "hang a {side}",
+    "swing {side}",
+    "pivot to the {side}",
+)
 SHARP = ("make a sharp {side}", "turn hard {side}", "take a sharp {side} turn", "turn {side}")
 AROUND = ("turn around", "turn all the way around", "turn back around", "spin around")
 FORWARD = (
@@ -28,18 +39,32 @@ FORWARD = (
     "take a few steps forward",
     "continue straight",
     "keep going straight",
+    "walk a little further",
+    "keep walking forward",
 )
+#: Distances: ``{approx} {number} {unit}`` or, under about a metre and a half, SHORT_RUN.
+APPROX = ("about", "roughly", "approximately", "some")
+UNITS = ("meters", "metres")
+SHORT_RUN = ("a few steps", "a couple of steps", "a short distance")
+NUMBER_WORDS = (
+    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+    "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen",
+    "eighteen", "nineteen", "twenty",
+)  # fmt: skip
+RUN = ("{walk} {distance}", "{walk} forward {distance}", "continue for {distance}")
 PASS_SIDE = (
-    "walk past the {np} on your {side}",
-    "pass the {np} on your {side}",
-    "keep the {np} on your {side}",
+    "walk past the {np} {on_side}",
+    "pass the {np} {on_side}",
+    "keep the {np} {on_side}",
     "go past the {np}",
     "walk by the {np}",
-    "continue past the {np} on your {side}",
-    "you will pass {a_np} on your {side}",
-    "{walk} forward, passing the {np} on your {side}",
+    "continue past the {np} {on_side}",
+    "you will pass {a_np} {on_side}",
+    "{walk} forward, passing the {np} {on_side}",
     "{walk} alongside the {np}",
-    "{walk} forward with the {np} to your {side}",
+    "{walk} forward with the {np} {on_side}",
+    "walk beside the {np}",
+    "go by the {np} {on_side}",
 )
 PASS_AHEAD = (
     "walk towards the {np}",
@@ -48,6 +73,7 @@ PASS_AHEAD = (
     "you will see {a_np} ahead of you",
     "{walk} in the direction of the {np}",
     "approach the {np}",
+    "head for the {np}",
 )
 PASS_ACROSS = ("walk across the {np}", "walk over the {np}", "cross the {np}")
 EXIT = (
@@ -59,6 +85,8 @@ EXIT = (
 )
 CROSS_START_DOOR = (
     "{exit} through the {door} into the {dst}",
+    "{exit} through the {door} into the {dst}",
+    "take the {door} out of the {src} into the {dst}",
     "{exit} through the {door} and enter the {dst}",
     "{exit} and go through the {door} into the {dst}",
     "go through the {door} out of the {src} and into the {dst}",
@@ -66,6 +94,8 @@ CROSS_START_DOOR = (
 )
 CROSS_DOOR = (
     "go through the {door} into the {dst}",
+    "take the {door} into the {dst}",
+    "enter the {dst} through the {door}",
     "walk through the {door} into the {dst}",
     "enter the {dst} through the {door}",
     "pass through the {door} to the {dst}",
@@ -85,7 +115,28 @@ CROSS_OPEN = (
     "continue into the {dst}",
     "head into the {dst}",
 )
+#: Several rooms in one go (``{mids}``: "the hall and the kitchen", ``{dst}``: the last).
+CROSS_CHAIN = (
+    "{walk} through {mids} into the {dst}",
+    "continue through {mids} to the {dst}",
+    "cross {mids} and enter the {dst}",
+    "{walk} through {mids} and into the {dst}",
+)
+#: Several rooms in one go, naming only the last.
+CROSS_CHAIN_TERSE = (
+    "{walk} over to the {dst}",
+    "make your way to the {dst}",
+    "{walk} to the {dst}",
+    "continue on to the {dst}",
+)
+CHAIN_LEAD_DOOR = ("go through the {door} and ", "pass through the {door} and ")
 DOORWAY = ("walk through the doorway", "go through the doorway", "pass through the open doorway")
+DOOR_PASSED = (
+    "walk past the door to the {room}",
+    "go past the {room} door",
+    "pass the doorway of the {room}",
+    "continue past the door of the {room}",
+)
 MOVE_ACROSS = (
     "walk across the {room}",
     "go to the other side of the {room}",
@@ -99,13 +150,14 @@ MOVE_THROUGH = (
     "go along the {room}",
     "{walk} to the end of the {room}",
 )
-STOP_VERB = ("stop", "wait", "halt", "stop", "wait", "come to a stop", "stand")
+STOP_VERB = ("stop", "wait", "halt", "stop", "wait", "come to a stop", "stand", "pause")
 RELATION = {
     "next to": ("next to", "beside", "by", "right next to"),
     "in front of": ("in front of",),
 }
 RELATION_NEAR = ("near", "close to")
 STOP_OBJECT = (
+    "{stop} {rel} the {np}{in_room}",
     "{stop} {rel} the {np}{in_room}",
     "{stop} once you are {rel} the {np}{in_room}",
     "{stop} when you reach the {np}{in_room}",
@@ -117,9 +169,24 @@ STOP_ROOM = (
     "{stop} inside the {room}",
     "{stop} in the middle of the {room}",
 )
+STOP_DOORWAY = (
+    "{stop} in the doorway of the {room}",
+    "{stop} at the entrance to the {room}",
+    "{stop} in the {room} doorway",
+)
 STOP_THERE = ("{stop} there", "{stop} just inside", "{stop} once you are inside")
 JOINERS = (" and ", ", then ", " and then ", " and ", ", ")
-OPENERS = ("then", "next,", "after that,", "now", "from there,", "afterwards,", "at that point,")
+OPENERS = (
+    "then",
+    "next,",
+    "after that,",
+    "now",
+    "from there,",
+    "afterwards,",
+    "at that point,",
+    "from here,",
+    "continuing on,",
+)
 AFTER_ENTERING = (
     "once inside,",
     "once you are in the {room},",

@@ -13,6 +13,7 @@ an agent has to ground the words in what it sees instead of memorising one templ
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import re
@@ -25,8 +26,10 @@ from envs.synthetic import instruction_templates as tpl
 from envs.synthetic.captions import captions_for_view
 from envs.synthetic.phrasing import (
     chance,
+    join_list,
     object_phrase,
     pick,
+    room_look,
     room_word,
     with_article,
 )
@@ -61,8 +64,22 @@ AROUND_MIN_RAD = math.radians(150.0)
 #: Clauses per instruction: ``BASE_CLAUSES + Poisson(EXTRA_CLAUSES_MEAN)``, clipped to
 #: ``MAX_CLAUSES``; events that must be said (first turn, room changes, stop) always are.
 BASE_CLAUSES = 3
-EXTRA_CLAUSES_MEAN = 1.0
+EXTRA_CLAUSES_MEAN = 0.6
 MAX_CLAUSES = 8
+#: Chance of adding a straight walk's length to a turn ("turn left and walk two meters").
+RUN_PROBABILITY = 0.15
+#: Straight walks shorter than this (m) are "a few steps".
+SHORT_RUN_M = 1.5
+#: Chance of saying where a landmark stands ("the bed in the corner").
+PLACE_PROBABILITY = 0.2
+#: Chance of describing a room entered by its walls or floor.
+ROOM_LOOK_PROBABILITY = 0.1
+#: Chance of saying "door" again for the second and later doors of a path.
+DOOR_REPEAT_PROBABILITY = 0.5
+#: Chance of saying two or more successive room changes in one clause.
+CHAIN_PROBABILITY = 0.6
+#: Chance that a chain of room changes names only the last room ("walk to the kitchen").
+CHAIN_TERSE_PROBABILITY = 0.35
 #: Renderings tried per requested instruction before falling back to added sentences.
 ATTEMPTS_PER_TEXT = 50
 
@@ -137,7 +154,7 @@ def _pad_distinct(texts: list[str], count: int) -> list[str]:
 
 def _render(events: list[Event], rng: np.random.Generator) -> str:
     """One instruction: a clause per selected event (some merged), grouped in sentences."""
-    chosen = _select(events, rng)
+    chosen = _quiet_repeated_doors(_select(events, rng), rng)
     clauses: list[tuple[str, Event]] = []
     i = 0
     while i < len(chosen):
@@ -147,13 +164,62 @@ def _render(events: list[Event], rng: np.random.Generator) -> str:
             clauses.append((_exit_past_clause(event, nxt, rng), nxt))
             i += 2
             continue
+        chain = _cross_chain(chosen, i)
+        if len(chain) >= 2 and chance(rng, CHAIN_PROBABILITY):
+            clauses.append((_chain_clause(chain, rng), chain[-1]))
+            i += len(chain)
+            continue
         clause = _CLAUSES[type(event)](event, rng)
-        if clause and clauses and isinstance(event, Turn) and isinstance(clauses[-1][1], Turn):
+        if clause and isinstance(event, Turn) and clauses and _turned(clauses[-1][1]):
             clauses.append((pick(rng, tpl.FORWARD), clauses[-1][1]))
         if clause:
             clauses.append((clause, event))
         i += 1
     return _assemble(clauses, rng)
+
+
+def _turned(event: Event) -> bool:
+    """Whether ``event`` is a turn that is said as one (not "walk straight ahead")."""
+    return isinstance(event, Turn) and abs(event.delta) >= STRAIGHT_MAX_RAD
+
+
+def _quiet_repeated_doors(events: list[Event], rng: np.random.Generator) -> list[Event]:
+    """Always say the first door crossed; later doors only with DOOR_REPEAT_PROBABILITY."""
+    out: list[Event] = []
+    said = False
+    for event in events:
+        if isinstance(event, Cross) and event.door:
+            if said and not chance(rng, DOOR_REPEAT_PROBABILITY):
+                event = dataclasses.replace(event, door=False)
+            said = True
+        out.append(event)
+    return out
+
+
+def _cross_chain(events: list[Event], start: int) -> list[Cross]:
+    """The run of room crossings that starts at ``events[start]`` (empty if none)."""
+    chain: list[Cross] = []
+    for event in events[start:]:
+        if not isinstance(event, Cross):
+            break
+        chain.append(event)
+    return chain
+
+
+def _chain_clause(chain: list[Cross], rng: np.random.Generator) -> str:
+    """``"exit the bedroom through the door and walk through the hall into the kitchen"``."""
+    door = pick(rng, tpl.DOOR)
+    if chain[0].leaving_start:
+        exit_ = pick(rng, tpl.EXIT).format(src=room_word(chain[0].src["type"], rng))
+        lead = f"{exit_} through the {door} and " if chain[0].door else f"{exit_} and "
+    else:
+        lead = pick(rng, tpl.CHAIN_LEAD_DOOR).format(door=door) if chain[0].door else ""
+    table = tpl.CROSS_CHAIN_TERSE if chance(rng, CHAIN_TERSE_PROBABILITY) else tpl.CROSS_CHAIN
+    mids = join_list([f"the {room_word(c.dst['type'], rng)}" for c in chain[:-1]])
+    body = pick(rng, table).format(
+        walk=pick(rng, tpl.WALK), mids=mids, dst=room_word(chain[-1].dst["type"], rng)
+    )
+    return lead + body
 
 
 def _select(events: list[Event], rng: np.random.Generator) -> list[Event]:
@@ -198,23 +264,57 @@ def _exit_past_clause(passed: Pass, cross: Cross, rng: np.random.Generator) -> s
 def _turn_clause(event: Turn, rng: np.random.Generator) -> str | None:
     size, side = abs(event.delta), "right" if event.delta > 0 else "left"
     if size < STRAIGHT_MAX_RAD:
-        return pick(rng, tpl.STRAIGHT) if event.initial and chance(rng, 0.5) else None
+        if not event.initial:
+            return None
+        if chance(rng, RUN_PROBABILITY):
+            return _run_phrase(event.run_m, rng)
+        return pick(rng, tpl.STRAIGHT) if chance(rng, 0.5) else None
     if size >= AROUND_MIN_RAD:
-        return pick(rng, tpl.AROUND)
-    table = tpl.SLIGHT if size < SLIGHT_MAX_RAD else tpl.SHARP if size > SHARP_MIN_RAD else tpl.TURN
-    return pick(rng, table).format(side=side)
+        turn = pick(rng, tpl.AROUND)
+    else:
+        table = (
+            tpl.SLIGHT if size < SLIGHT_MAX_RAD else tpl.SHARP if size > SHARP_MIN_RAD else tpl.TURN
+        )
+        turn = pick(rng, table).format(side=side)
+    if chance(rng, RUN_PROBABILITY):
+        return f"{turn} and {_run_phrase(event.run_m, rng)}"
+    return turn
+
+
+def _run_phrase(run_m: float, rng: np.random.Generator) -> str:
+    """``"walk about four meters"`` for a straight walk of ``run_m`` metres."""
+    if run_m < SHORT_RUN_M:
+        distance = pick(rng, tpl.SHORT_RUN)
+    else:
+        number = tpl.NUMBER_WORDS[min(round(run_m), len(tpl.NUMBER_WORDS) - 1)]
+        distance = f"{pick(rng, tpl.APPROX)} {number} {pick(rng, tpl.UNITS)}"
+    return pick(rng, tpl.RUN).format(walk=pick(rng, tpl.WALK), distance=distance)
+
+
+def _landmark(obj: dict, place: str | None, rng: np.random.Generator) -> str:
+    """An object phrase, sometimes with where it stands: "blue bed in the corner"."""
+    phrase = object_phrase(obj, rng)
+    if place is not None and chance(rng, PLACE_PROBABILITY):
+        return f"{phrase} {place}"
+    return phrase
 
 
 def _pass_clause(event: Pass, rng: np.random.Generator) -> str:
     table = {"ahead": tpl.PASS_AHEAD, "across": tpl.PASS_ACROSS}.get(event.side, tpl.PASS_SIDE)
-    phrase = object_phrase(event.obj, rng)
+    phrase = _landmark(event.obj, event.place, rng)
     return pick(rng, table).format(
-        np=phrase, a_np=with_article(phrase), side=event.side, walk=pick(rng, tpl.WALK)
+        np=phrase,
+        a_np=with_article(phrase),
+        on_side=pick(rng, tpl.ON_SIDE).format(side=event.side),
+        walk=pick(rng, tpl.WALK),
     )
 
 
 def _cross_clause(event: Cross, rng: np.random.Generator) -> str:
     src, dst = room_word(event.src["type"], rng), room_word(event.dst["type"], rng)
+    look = room_look(event.dst, rng) if chance(rng, ROOM_LOOK_PROBABILITY) else None
+    if look is not None:
+        dst = f"{dst} {look}"
     if event.leaving_start:
         table = tpl.CROSS_START_DOOR if event.door else tpl.CROSS_START_OPEN
     else:
@@ -232,18 +332,27 @@ def _move_clause(event: Move, rng: np.random.Generator) -> str:
     )
 
 
+def _doorway_clause(event: Doorway, rng: np.random.Generator) -> str:
+    if event.room is None:
+        return pick(rng, tpl.DOORWAY)
+    return pick(rng, tpl.DOOR_PASSED).format(room=room_word(event.room["type"], rng))
+
+
 def _stop_clause(event: Stop, rng: np.random.Generator) -> str:
     stop, room = pick(rng, tpl.STOP_VERB), room_word(event.room["type"], rng)
     if event.obj is None:
-        table = tpl.STOP_THERE + tpl.STOP_ROOM if event.room_named else tpl.STOP_ROOM
+        if event.at_doorway:
+            table = tpl.STOP_DOORWAY
+        else:
+            table = tpl.STOP_THERE + tpl.STOP_ROOM if event.room_named else tpl.STOP_ROOM
         return pick(rng, table).format(stop=stop, room=room)
-    name_room = not event.room_named or chance(rng, 0.2)
+    name_room = not event.room_named or chance(rng, 0.1)
     relations = tpl.RELATION.get(event.relation, tpl.RELATION_NEAR)
     table = tpl.STOP_OBJECT + tpl.GOAL_OBJECT if chance(rng, 0.15) else tpl.STOP_OBJECT
     return pick(rng, table).format(
         stop=stop,
         rel=pick(rng, relations),
-        np=object_phrase(event.obj, rng),
+        np=_landmark(event.obj, None if name_room else event.place, rng),
         in_room=f" in the {room}" if name_room else "",
     )
 
@@ -252,7 +361,7 @@ _CLAUSES: dict[type, Callable[..., str | None]] = {
     Turn: _turn_clause,
     Pass: _pass_clause,
     Cross: _cross_clause,
-    Doorway: lambda _event, rng: pick(rng, tpl.DOORWAY),
+    Doorway: _doorway_clause,
     Move: _move_clause,
     Stop: _stop_clause,
 }
@@ -277,9 +386,9 @@ def _assemble(clauses: list[tuple[str, Event]], rng: np.random.Generator) -> str
 
 def _with_opener(text: str, previous: Event, rng: np.random.Generator) -> str:
     """Maybe start a sentence with "Then", or "Once inside," right after entering a room."""
-    if isinstance(previous, Cross) and chance(rng, 0.35):
+    if isinstance(previous, Cross) and chance(rng, 0.25):
         opener = pick(rng, tpl.AFTER_ENTERING).format(room=room_word(previous.dst["type"], rng))
         return f"{opener} {text}"
-    if chance(rng, 0.3):
+    if chance(rng, 0.2):
         return f"{pick(rng, tpl.OPENERS)} {text}"
     return text

@@ -12,43 +12,49 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from envs.synthetic.scene_facts import footprint
+from envs.synthetic.vocabulary import OBJECTS
+
 #: Room type -> the names an instruction or caption may use for it.
 ROOM_WORDS: dict[str, tuple[str, ...]] = {
-    "bedroom": ("bedroom",),
-    "bathroom": ("bathroom", "washroom"),
-    "kitchen": ("kitchen",),
-    "living room": ("living room", "lounge", "family room"),
-    "dining room": ("dining room", "dining area"),
-    "office": ("office", "study"),
-    "hallway": ("hallway", "hall", "corridor"),
+    "bedroom": ("bedroom", "guest bedroom"),
+    "bathroom": ("bathroom", "washroom", "restroom"),
+    "kitchen": ("kitchen", "kitchen area"),
+    "living room": ("living room", "lounge", "family room", "sitting room", "den"),
+    "dining room": ("dining room", "dining area", "eating area"),
+    "office": ("office", "study", "home office", "workroom"),
+    "hallway": ("hallway", "hall", "corridor", "passage", "passageway"),
     "laundry room": ("laundry room", "laundry", "utility room"),
-    "stairs": ("staircase", "stairwell", "stair hall"),
+    "stairs": ("staircase", "stairwell", "stair hall", "landing"),
 }
 
 #: Object category -> the nouns that may name it.
 OBJECT_WORDS: dict[str, tuple[str, ...]] = {
     "bed": ("bed",),
-    "sofa": ("sofa", "couch"),
-    "armchair": ("armchair", "easy chair"),
+    "sofa": ("sofa", "couch", "settee"),
+    "armchair": ("armchair", "easy chair", "lounge chair"),
     "table": ("table",),
-    "chair": ("chair",),
-    "desk": ("desk", "work desk"),
+    "chair": ("chair", "seat"),
+    "desk": ("desk", "work desk", "writing desk"),
     "fridge": ("fridge", "refrigerator"),
     "stove": ("stove", "cooker", "oven"),
     "counter": ("counter", "kitchen counter", "countertop"),
-    "toilet": ("toilet",),
-    "sink": ("sink", "basin"),
+    "toilet": ("toilet", "toilet bowl"),
+    "sink": ("sink", "basin", "washbasin"),
     "bathtub": ("bathtub", "tub", "bath"),
-    "plant": ("plant", "potted plant", "houseplant"),
-    "tv": ("tv", "television", "tv screen"),
-    "bookshelf": ("bookshelf", "bookcase", "shelf"),
+    "plant": ("plant", "potted plant", "houseplant", "pot plant"),
+    "tv": ("tv", "television", "tv screen", "flat screen"),
+    "bookshelf": ("bookshelf", "bookcase", "shelf", "bookshelves"),
     "lamp": ("lamp", "floor lamp", "standing lamp"),
-    "rug": ("rug", "carpet", "mat"),
-    "painting": ("painting", "picture", "framed picture"),
-    "washing machine": ("washing machine", "washer"),
-    "wardrobe": ("wardrobe", "closet", "cupboard"),
-    "dresser": ("dresser", "chest of drawers"),
+    "rug": ("rug", "carpet", "mat", "area rug"),
+    "painting": ("painting", "picture", "framed picture", "artwork"),
+    "washing machine": ("washing machine", "washer", "laundry machine"),
+    "wardrobe": ("wardrobe", "closet", "cupboard", "armoire"),
+    "dresser": ("dresser", "chest of drawers", "bureau"),
 }
+
+#: Colour name of the scene -> the words for it (the name itself first).
+COLOUR_WORDS: dict[str, tuple[str, ...]] = {"grey": ("grey", "gray")}
 
 #: Size word of the scene -> adjectives for it (none for the nominal size).
 SIZE_WORDS: dict[str, tuple[str, ...]] = {
@@ -82,6 +88,11 @@ WALL_TONES: dict[str, tuple[int, int, int]] = {
     "dark grey": (80, 80, 85),
 }
 
+#: A footprint closer than this (m) to a wall line stands against that wall.
+WALL_GAP_M = 0.35
+#: A footprint farther than this from every wall stands in the middle of the room.
+MIDDLE_GAP_M = 1.0
+
 _VOWEL_SOUNDS = ("a", "e", "i", "o", "u")
 #: Words that start with a vowel letter but a consonant sound ("a utility room").
 _CONSONANT_SOUND_PREFIXES = ("uti", "uni", "use")
@@ -110,10 +121,40 @@ def object_phrase(obj: dict, rng: np.random.Generator, size_probability: float =
     """
     noun = pick(rng, OBJECT_WORDS.get(obj["category"], (obj["category"],)))
     sizes = SIZE_WORDS.get(obj.get("size", "medium"), ())
-    words = [obj["color"], noun]
+    colour = pick(rng, COLOUR_WORDS.get(obj["color"], (obj["color"],)))
+    words = [colour, noun]
     if sizes and chance(rng, size_probability):
         words.insert(0, pick(rng, sizes))
     return " ".join(words)
+
+
+def object_place(obj: dict, room: dict) -> str | None:
+    """Where an object stands in its room: "on the wall", "in the corner", "against the
+    wall", "in the middle of the room", or None when none of these fits."""
+    lo, hi = footprint(obj)
+    xmin, ymin, xmax, ymax = (float(v) for v in room["bounds"])
+    gaps = (lo[0] - xmin, xmax - hi[0], lo[1] - ymin, ymax - hi[1])
+    near_x, near_y = min(gaps[:2]) < WALL_GAP_M, min(gaps[2:]) < WALL_GAP_M
+    kind = OBJECTS.get(obj["category"])
+    if kind is not None and kind.elevation > 0.0 and (near_x or near_y):
+        return "on the wall"
+    if near_x and near_y:
+        return "in the corner"
+    if near_x or near_y:
+        return "against the wall"
+    if min(gaps) > MIDDLE_GAP_M:
+        return "in the middle of the room"
+    return None
+
+
+def room_look(room: dict, rng: np.random.Generator) -> str | None:
+    """``"with lavender walls"`` or ``"with the tiled floor"`` (None without colours)."""
+    options = []
+    if "wall_color" in room:
+        options.append(f"with {wall_tone(room['wall_color'])} walls")
+    if "floor_material" in room:
+        options.append(f"with the {floor_phrase(room['floor_material'], rng)} floor")
+    return pick(rng, options) if options else None
 
 
 def floor_phrase(material: str, rng: np.random.Generator) -> str:

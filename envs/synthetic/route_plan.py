@@ -5,14 +5,16 @@ events (no wording yet, no randomness): the turn at the start, turns at corners,
 passed or walked towards, door crossings and doorways, and where to stop. The wording is
 :mod:`envs.synthetic.language`'s job.
 
-Landmarks are objects that are really near the path: in a room the step starts or ends
-in, and either within :data:`NEAR_PATH_M` of the walked segment or visible in the level
+Landmarks are objects that are really near the path: in a room the step walks through
+(:meth:`SceneFacts.rooms_between`), and either within :data:`NEAR_PATH_M` of the walked
+segment or visible in the level
 views the agent faces while walking it (at least :data:`MIN_SEEN_PIXELS` pixels) and
 within :data:`SEEN_MAX_M`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -26,6 +28,7 @@ from envs.constants import (
     VIEWS_PER_ELEVATION,
 )
 from envs.errors import DataError
+from envs.synthetic.phrasing import object_place
 from envs.synthetic.scene_facts import (
     SceneFacts,
     footprint_centre,
@@ -70,6 +73,10 @@ class Turn:
 
     delta: float
     initial: bool
+    #: Index of the path viewpoint where the turn happens.
+    vertex: int = 0
+    #: Metres walked after this turn before the next turn is said (or the path ends).
+    run_m: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -80,6 +87,8 @@ class Pass:
     side: str
     #: 0 for the best landmark of its room, 1 for the second one.
     rank: int
+    #: Where it stands in its room ("in the corner", ...; see ``object_place``).
+    place: str | None = None
 
 
 @dataclass(frozen=True)
@@ -94,7 +103,13 @@ class Cross:
 
 @dataclass(frozen=True)
 class Doorway:
-    """Walking through a doorway viewpoint without changing room."""
+    """Walking through or past a doorway without changing room.
+
+    ``room`` is the room on the other side of the door when known (walking along a
+    hallway past the bedroom door), None otherwise.
+    """
+
+    room: dict | None
 
 
 @dataclass(frozen=True)
@@ -115,6 +130,10 @@ class Stop:
     relation: str
     #: Whether an earlier event already names the goal room.
     room_named: bool
+    #: Whether the goal viewpoint stands in a doorway of the goal room.
+    at_doorway: bool = False
+    #: Where the landmark stands in its room (see ``object_place``).
+    place: str | None = None
 
 
 Event = Turn | Pass | Cross | Doorway | Move | Stop
@@ -129,41 +148,81 @@ def plan_route(facts: SceneFacts, path: list[str], start_heading: float) -> list
     headings = [heading_between(xys[k], xys[k + 1]) for k in range(len(path) - 1)]
     goal_obj, relation = goal_landmark(facts, path[-1], rooms[-1], headings[-1])
     used = {int(goal_obj["id"])} if goal_obj is not None else set()
-    passes = _choose_passes(facts, path, xys, headings, used)
+    step_rooms = [facts.rooms_between(path[k], path[k + 1]) for k in range(len(path) - 1)]
+    doors_passed = _skip_doorway_visits(facts, path, step_rooms)
+    passes = _choose_passes(facts, path, xys, headings, step_rooms, used)
 
-    events: list[Event] = [Turn(signed_turn(start_heading, headings[0]), initial=True)]
+    events: list[Event] = [Turn(signed_turn(start_heading, headings[0]), initial=True, vertex=0)]
     start_id, crossed_out = int(rooms[0]["id"]), False
-    for k, (src_room, dst_room) in enumerate(zip(rooms[:-1], rooms[1:], strict=True)):
+    for k, sequence in enumerate(step_rooms):
+        if k in doors_passed:
+            events.append(Doorway(facts.rooms[doors_passed[k]]))
         if k > 0 and abs(delta := signed_turn(headings[k - 1], headings[k])) >= TURN_MENTION_RAD:
-            events.append(Turn(delta, initial=False))
-        events.extend(passes.get(k, ()))
-        if src_room["id"] != dst_room["id"]:
-            leaving = int(src_room["id"]) == start_id and not crossed_out
-            crossed_out = crossed_out or leaving
-            door = facts.has_door(int(src_room["id"]), int(dst_room["id"]))
-            events.append(Cross(src_room, dst_room, door, leaving))
-        elif _passes_doorway(facts, path, rooms, k):
-            events.append(Doorway())
-    _add_moves(events, rooms)
+            events.append(Turn(delta, initial=False, vertex=k))
+        for j, room_id in enumerate(sequence):
+            events.extend(p for p in passes.get(k, ()) if int(p.obj["room"]) == room_id)
+            if j + 1 < len(sequence):
+                leaving = room_id == start_id and not crossed_out
+                crossed_out = crossed_out or leaving
+                door = facts.has_door(room_id, sequence[j + 1])
+                events.append(
+                    Cross(facts.rooms[room_id], facts.rooms[sequence[j + 1]], door, leaving)
+                )
+        if len(sequence) == 1 and _passes_doorway(facts, path, step_rooms, k):
+            events.append(Doorway(facts.door_room(path[k + 1], sequence[0])))
+    _add_moves(events, rooms[0])
     last_cross = next((e for e in reversed(events) if isinstance(e, Cross)), None)
     named = last_cross is not None and last_cross.dst["id"] == rooms[-1]["id"]
-    events.append(Stop(rooms[-1], goal_obj, relation, named))
-    return events
+    at_doorway = bool(facts.viewpoint(path[-1]).get("doorway", False))
+    place = object_place(goal_obj, rooms[-1]) if goal_obj is not None else None
+    events.append(Stop(rooms[-1], goal_obj, relation, named, at_doorway, place))
+    return _with_runs(events, xys)
 
 
-def _passes_doorway(facts: SceneFacts, path: list[str], rooms: list[dict], k: int) -> bool:
+def _with_runs(events: list[Event], xys: list[np.ndarray]) -> list[Event]:
+    """Fill in each turn's ``run_m``: the walk from its viewpoint to the next turn's."""
+    steps = [float(np.linalg.norm(b - a)) for a, b in zip(xys[:-1], xys[1:], strict=True)]
+    vertices = [e.vertex for e in events if isinstance(e, Turn)] + [len(xys) - 1]
+    runs = {v: sum(steps[v:w]) for v, w in zip(vertices[:-1], vertices[1:], strict=True)}
+    return [
+        dataclasses.replace(e, run_m=runs[e.vertex]) if isinstance(e, Turn) else e for e in events
+    ]
+
+
+def _skip_doorway_visits(
+    facts: SceneFacts, path: list[str], step_rooms: list[list[int]]
+) -> dict[int, int]:
+    """Drop rooms the path only touches at a doorway viewpoint and leaves straight back.
+
+    Doorway viewpoints stand in door openings and belong to the room behind the door, so
+    a walk along a hallway from door to door formally enters and leaves each of those
+    rooms. Returns viewpoint index -> id of the room whose door is passed there.
+    """
+    passed: dict[int, int] = {}
+    for i in range(1, len(path) - 1):
+        before, after = step_rooms[i - 1], step_rooms[i]
+        touched = len(before) >= 2 and len(after) >= 2 and before[-1] == after[0]
+        if touched and before[-2] == after[1] and facts.viewpoint(path[i]).get("doorway"):
+            passed[i] = before[-1]
+            step_rooms[i - 1], step_rooms[i] = before[:-1], after[1:]
+    return passed
+
+
+def _passes_doorway(
+    facts: SceneFacts, path: list[str], step_rooms: list[list[int]], k: int
+) -> bool:
     """Whether step ``k`` ends at a doorway viewpoint that no room change accounts for."""
     nxt = k + 1
-    if not facts.viewpoint(path[nxt]).get("doorway", False) or nxt == len(path) - 1:
+    if nxt == len(path) - 1 or not facts.viewpoint(path[nxt]).get("doorway", False):
         return False
-    return rooms[nxt + 1]["id"] == rooms[nxt]["id"]
+    return step_rooms[nxt] == step_rooms[k] and len(step_rooms[k]) == 1
 
 
-def _add_moves(events: list[Event], rooms: list[dict]) -> None:
+def _add_moves(events: list[Event], start_room: dict) -> None:
     """Give rooms where nothing else happens a plain "walk across" clause."""
-    if all(r["id"] == rooms[0]["id"] for r in rooms):
+    if not any(isinstance(e, Cross) for e in events):
         if not any(isinstance(e, Pass) for e in events):
-            events.insert(1, Move(rooms[0], through=False))
+            events.insert(1, Move(start_room, through=False))
         return
     between = [
         i + 1
@@ -190,15 +249,15 @@ def _choose_passes(
     path: list[str],
     xys: list[np.ndarray],
     headings: list[float],
+    step_rooms: list[list[int]],
     used: set[int],
 ) -> dict[int, list[Pass]]:
     """Step index -> landmarks passed on it: the best ones of each leg, never repeated."""
-    rooms = [int(facts.viewpoint(v)["room"]) for v in path]
     chosen: dict[int, list[Pass]] = {}
-    for leg in _legs(rooms):
+    for leg in _legs([sequence[0] for sequence in step_rooms] + [step_rooms[-1][-1]]):
         found: list[tuple[float, int, dict, str]] = []
         for k in leg:
-            for score, obj, side in _step_candidates(facts, path, xys, headings, rooms, k):
+            for score, obj, side in _step_candidates(facts, path, xys, headings, step_rooms, k):
                 found.append((score, k, obj, side))
         found.sort(key=lambda item: (-item[0], item[1], int(item[2]["id"])))
         rank = 0
@@ -207,7 +266,8 @@ def _choose_passes(
                 break
             if int(obj["id"]) not in used:
                 used.add(int(obj["id"]))
-                chosen.setdefault(k, []).append(Pass(obj, side, rank))
+                place = object_place(obj, facts.rooms[int(obj["room"])])
+                chosen.setdefault(k, []).append(Pass(obj, side, rank, place))
                 rank += 1
     for k in chosen:
         chosen[k].sort(key=lambda p: p.rank)
@@ -219,7 +279,7 @@ def _step_candidates(
     path: list[str],
     xys: list[np.ndarray],
     headings: list[float],
-    rooms: list[int],
+    step_rooms: list[list[int]],
     k: int,
 ) -> list[tuple[float, dict, str]]:
     """``(score, object, side)`` for every landmark candidate of step ``k``."""
@@ -234,7 +294,7 @@ def _step_candidates(
     length = float(np.linalg.norm(dst - src))
     out: list[tuple[float, dict, str]] = []
     for oid, obj in facts.objects.items():
-        if int(obj["room"]) not in (rooms[k], rooms[k + 1]):
+        if int(obj["room"]) not in step_rooms[k]:
             continue
         dist = segment_box_distance(src, dst, obj)
         seen = pixels.get(oid, 0)

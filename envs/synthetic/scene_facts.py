@@ -25,6 +25,12 @@ import numpy as np
 
 from envs.errors import DataError
 
+#: A doorway viewpoint belongs to a door whose centre is at most this far (m).
+DOOR_SNAP_M = 1.0
+#: Points inside a step sampled to find the rooms it walks through.
+STEP_SAMPLES = 9
+#: Inside-margins equal to this many decimals (metres) count as ties.
+MARGIN_DECIMALS = 3
 #: Points sampled along a segment when measuring its distance to a box.
 SEGMENT_SAMPLES = 21
 
@@ -39,8 +45,10 @@ class SceneFacts:
     rooms: dict[int, dict]
     objects: dict[int, dict]
     viewpoints: dict[str, dict]
-    #: Frozen pair of room ids -> True for every door between two rooms.
+    #: The pairs of room ids that a door joins.
     door_pairs: frozenset[frozenset[int]]
+    #: The door dicts.
+    doors: tuple[dict, ...]
 
     @classmethod
     def from_scene(cls, scene: dict) -> SceneFacts:
@@ -59,7 +67,7 @@ class SceneFacts:
             pairs = frozenset(frozenset(int(i) for i in d["rooms"]) for d in scene["doors"])
         except (KeyError, TypeError, ValueError) as err:
             raise DataError(source, f"malformed scene entry ({err!r})") from None
-        return cls(scan, rooms, objects, viewpoints, pairs)
+        return cls(scan, rooms, objects, viewpoints, pairs, tuple(scene["doors"]))
 
     @property
     def source(self) -> str:
@@ -109,6 +117,46 @@ class SceneFacts:
         """Whether a door joins the two rooms."""
         return frozenset((room_a, room_b)) in self.door_pairs
 
+    def door_room(self, vp_id: str, room_id: int) -> dict | None:
+        """The room behind the door nearest a doorway viewpoint, seen from ``room_id``."""
+        xy = self.xy(vp_id)
+        near = [
+            d for d in self.doors if np.linalg.norm(np.asarray(d["center"][:2]) - xy) <= DOOR_SNAP_M
+        ]
+        if not near:
+            return None
+        door = min(near, key=lambda d: float(np.linalg.norm(np.asarray(d["center"][:2]) - xy)))
+        others = [int(r) for r in door["rooms"] if int(r) != room_id]
+        return self.rooms.get(others[0]) if others else None
+
+    def rooms_between(self, vp_a: str, vp_b: str) -> list[int]:
+        """Room ids walked through on the straight step ``vp_a -> vp_b``, in order.
+
+        The step starts in ``vp_a``'s room and ends in ``vp_b``'s; in between, each of
+        :data:`STEP_SAMPLES` points lies in the room that holds it deepest (ties go to a
+        room with doors to both ends: the hallway when walking from door to door).
+        """
+        first, last = int(self.viewpoint(vp_a)["room"]), int(self.viewpoint(vp_b)["room"])
+        src, dst = self.xy(vp_a), self.xy(vp_b)
+        sequence = [first]
+        for t in np.linspace(0.0, 1.0, STEP_SAMPLES + 2)[1:-1]:
+            room = self._room_at(src + t * (dst - src), first, last)
+            if room != sequence[-1]:
+                sequence.append(room)
+        if sequence[-1] != last:
+            sequence.append(last)
+        return sequence
+
+    def _room_at(self, point: np.ndarray, first: int, last: int) -> int:
+        """The room holding ``point`` deepest; ties prefer a room with doors to both ends."""
+
+        def key(room_id: int) -> tuple[float, bool]:
+            margin = round(inside_margin(self.rooms[room_id], point), MARGIN_DECIMALS)
+            hub = self.has_door(first, room_id) and self.has_door(room_id, last)
+            return margin, hub
+
+        return max(self.rooms, key=key)
+
 
 def scene_source(scan: str) -> str:
     """Where the writer stores the scene of ``scan`` (relative to the data root)."""
@@ -124,6 +172,12 @@ def heading_between(src: np.ndarray, dst: np.ndarray) -> float:
 def signed_turn(from_heading: float, to_heading: float) -> float:
     """Turn in [-pi, pi) from one heading to another: positive = right (clockwise)."""
     return (to_heading - from_heading + math.pi) % (2.0 * math.pi) - math.pi
+
+
+def inside_margin(room: dict, point: np.ndarray) -> float:
+    """Distance (m) from ``point`` to the nearest wall of ``room``; negative outside it."""
+    xmin, ymin, xmax, ymax = (float(v) for v in room["bounds"])
+    return min(point[0] - xmin, xmax - point[0], point[1] - ymin, ymax - point[1])
 
 
 def footprint(obj: dict) -> tuple[np.ndarray, np.ndarray]:
