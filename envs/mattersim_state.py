@@ -4,18 +4,28 @@
 module presents its C++ state: one :class:`SimState` per agent, a :class:`ViewPoint` per
 location. Nothing is converted until it is read, and then in bulk: after each step the first
 attribute read converts the batch's arrays with ``.tolist()`` (:class:`StepFrame`), and the
-first ``navigableLocations`` read of the step computes the batch's relative values once and
-builds that agent's ViewPoints. An agent's own location is one ``ViewPoint`` per viewpoint,
-made once and shared (it is read-only, like pybind's ``def_readonly`` fields).
+first ``navigableLocations`` read of the step builds every agent's list from the core's
+:attr:`~envs.simulator.BatchSimulator.navigable` (one vectorized computation for the batch).
+With discretized views a list depends only on (viewpoint, view), so lists are also kept in
+a :class:`NavigableCache` shared by the simulators of a world; this is what makes many
+batch-1 simulators (the usual R2R ``EnvBatch``) fast. An agent's own location is one
+``ViewPoint`` per viewpoint, made once and shared. ViewPoints are read-only, like pybind's
+``def_readonly`` fields, so sharing them is safe.
 """
 
 from __future__ import annotations
 
 import operator
+from collections import OrderedDict
+from collections.abc import Sequence
 
 import numpy as np
 
-from envs.simulator import BatchSimulator, SimWorld
+from envs.constants import NUM_VIEWS
+from envs.simulator import BatchSimulator, SimulatorConfig, SimWorld
+
+#: Navigable lists kept per world and camera setting (about 0.7 kB each).
+NAV_CACHE_ENTRIES = 65_536
 
 
 def _read_only(array: np.ndarray) -> np.ndarray:
@@ -67,6 +77,32 @@ class ViewPoint:
         )
 
 
+class NavigableCache:
+    """Least-recently-used navigable lists by ``(viewpoint, view)``, for one camera setting.
+
+    With discretized views the list depends only on where the agent stands and which of the
+    36 views it faces, so simulators sharing a world and camera share the lists they build.
+    """
+
+    def __init__(self, capacity: int = NAV_CACHE_ENTRIES) -> None:
+        self.capacity = capacity
+        self._entries: OrderedDict[int, tuple[ViewPoint, ...]] = OrderedDict()
+
+    def get(self, key: int) -> tuple[ViewPoint, ...] | None:
+        entries = self._entries.get(key)
+        if entries is not None:
+            self._entries.move_to_end(key)
+        return entries
+
+    def put(self, key: int, entries: tuple[ViewPoint, ...]) -> None:
+        self._entries[key] = entries
+        if len(self._entries) > self.capacity:
+            self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
 class GraphIndex:
     """A :class:`SimWorld` plus the Python values ViewPoints are made of, by global id."""
 
@@ -76,6 +112,7 @@ class GraphIndex:
         self.local_index: list[int] = world.local_index.tolist()
         self.positions: list[list[float]] = world.positions.tolist()  # [G][3] float32 values
         self._locations: list[ViewPoint | None] = [None] * world.size
+        self._caches: dict[tuple[float, bool], NavigableCache] = {}
 
     def location(self, g: int) -> ViewPoint:
         """The agent's own ViewPoint at global id ``g`` (relative values 0), made once."""
@@ -86,52 +123,79 @@ class GraphIndex:
             self._locations[g] = loc
         return loc
 
+    def navigable_cache(self, config: SimulatorConfig) -> NavigableCache | None:
+        """The shared cache of discretized lists for ``config`` (None when not discretized)."""
+        if not config.discretized:
+            return None
+        key = (config.cos_half_hfov, config.restricted)
+        cache = self._caches.get(key)
+        if cache is None:
+            cache = self._caches[key] = NavigableCache()
+        return cache
+
 
 class StepFrame:
     """One step of the batch as Python values (lists indexed by agent)."""
 
-    __slots__ = ("_core", "_index", "locations", "headings", "elevations", "view_indices")
-    __slots__ += ("steps", "_nav", "_lists")
+    __slots__ = ("_core", "_index", "_ids", "locations", "headings", "elevations")
+    __slots__ += ("view_indices", "steps", "_lists")
 
     def __init__(self, core: BatchSimulator, index: GraphIndex) -> None:
         self._core, self._index = core, index
-        self.locations = [index.location(g) for g in core.location.tolist()]
+        self._ids: list[int] = core.location.tolist()
+        self.locations = [index.location(g) for g in self._ids]
         self.headings: list[float] = core.heading.tolist()
         self.elevations: list[float] = core.elevation.tolist()
         self.view_indices: list[int] = core.view_index.tolist()
         self.steps: list[int] = core.step.tolist()
-        self._nav: tuple[list, ...] | None = None
-        self._lists: list[tuple[ViewPoint, ...] | None] = [None] * core.batch_size
+        self._lists: list[tuple[ViewPoint, ...]] | None = None
 
     def navigable(self, i: int) -> tuple[ViewPoint, ...]:
         """Agent ``i``'s navigable locations; its own location first (the same object)."""
-        entries = self._lists[i]
-        if entries is not None:
-            return entries
-        if self._nav is None:
-            nav = self._core.navigable  # the whole batch at once: [B, K+1] arrays
-            self._nav = tuple(
-                a.tolist()
-                for a in (nav.ids, nav.count, nav.rel_heading, nav.rel_elevation, nav.rel_distance)
-            )
-        ids, counts, rel_heading, rel_elevation, rel_distance = self._nav
-        row, heading, elevation, distance = (
-            ids[i],
-            rel_heading[i],
-            rel_elevation[i],
-            rel_distance[i],
+        if self._lists is None:
+            self._lists = self._navigable_lists()
+        return self._lists[i]
+
+    def _navigable_lists(self) -> list[tuple[ViewPoint, ...]]:
+        """Every agent's list: from the shared cache, the misses built from the core in bulk."""
+        cache = self._index.navigable_cache(self._core.config)
+        if cache is None:
+            return self._build(range(len(self._ids)))
+        keys = [g * NUM_VIEWS + view for g, view in zip(self._ids, self.view_indices, strict=True)]
+        lists = [cache.get(key) for key in keys]
+        missing = [i for i, entries in enumerate(lists) if entries is None]
+        if missing:
+            for i, entries in zip(missing, self._build(missing), strict=True):
+                lists[i] = entries
+                cache.put(keys[i], entries)
+        return lists
+
+    def _build(self, agents: Sequence[int]) -> list[tuple[ViewPoint, ...]]:
+        """ViewPoints of the core's navigable lists of some agents."""
+        nav = self._core.navigable  # the whole batch at once: [B, K+1] arrays
+        ids, counts, rel_heading, rel_elevation, rel_distance = (
+            a.tolist()
+            for a in (nav.ids, nav.count, nav.rel_heading, nav.rel_elevation, nav.rel_distance)
         )
         index = self._index
         vp_ids, local, positions = index.viewpoint_ids, index.local_index, index.positions
-        built = [self.locations[i]]
-        for k in range(1, counts[i]):
-            g = row[k]
-            x, y, z = positions[g]
-            built.append(
-                ViewPoint(vp_ids[g], local[g], x, y, z, heading[k], elevation[k], distance[k])
+        out = []
+        for i in agents:
+            row, heading, elevation, distance = (
+                ids[i],
+                rel_heading[i],
+                rel_elevation[i],
+                rel_distance[i],
             )
-        entries = self._lists[i] = tuple(built)
-        return entries
+            built = [self.locations[i]]
+            for k in range(1, counts[i]):
+                g = row[k]
+                x, y, z = positions[g]
+                built.append(
+                    ViewPoint(vp_ids[g], local[g], x, y, z, heading[k], elevation[k], distance[k])
+                )
+            out.append(tuple(built))
+        return out
 
 
 class BatchView:

@@ -31,6 +31,7 @@ from envs.constants import (
 from envs.episodes import load_episodes
 from envs.errors import DataError
 from envs.graph import SCANS_FILE
+from envs.mattersim_state import NavigableCache, ViewPoint
 from envs.simulator import BatchSimulator, SimulatorConfig, navigable_locations
 
 BATCH = 64
@@ -421,3 +422,25 @@ def test_move_to_candidates_replays_envdrop(nav_graph_dir, world, starts):
             for t in rows
         ]
         assert got == path
+
+
+def test_discretized_lists_are_shared_between_simulators(nav_graph_dir, starts):
+    scan, viewpoint = starts[10]
+    first, second = make_sim(nav_graph_dir), make_sim(nav_graph_dir)
+    for sim in (first, second):
+        sim.newEpisode([scan], [viewpoint], [1.0], [0.0])
+    a, b = first.getState()[0].navigableLocations, second.getState()[0].navigableLocations
+    assert len(a) > 1 and all(x is y for x, y in zip(a, b, strict=True))
+    continuous = make_sim(nav_graph_dir, discretized=False)  # lists depend on the exact angle
+    continuous.newEpisode([scan], [viewpoint], [1.0], [0.0])
+    assert continuous.getState()[0].navigableLocations[1] is not a[1]
+
+
+def test_navigable_cache_evicts_least_recently_used():
+    cache = NavigableCache(capacity=2)
+    one, two, three = ((ViewPoint(str(k), k, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0),) for k in range(3))
+    cache.put(1, one)
+    cache.put(2, two)
+    assert cache.get(1) is one  # 1 is now the most recently used
+    cache.put(3, three)
+    assert len(cache) == 2 and cache.get(2) is None and cache.get(1) is one
