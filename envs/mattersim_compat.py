@@ -37,8 +37,8 @@ Where it differs from MatterSim:
   scan -> :class:`IndexError` (``std::map::at``); unknown or excluded viewpoint ->
   :class:`ValueError` (``std::invalid_argument``; here a :class:`envs.errors.DataError`);
   invalid action index -> :class:`ValueError` (``std::domain_error``); a list shorter than the
-  batch -> :class:`IndexError` (``std::vector::at``); ``makeAction`` before ``newEpisode`` ->
-  :class:`RuntimeError`.
+  batch -> :class:`IndexError` (``std::vector::at``; extra values are ignored, as there);
+  ``makeAction`` before ``newEpisode`` -> :class:`RuntimeError`.
 - ``newRandomEpisode`` follows MatterSim's rule (a uniform index, then the next included
   viewpoint; heading uniform in [0, 2*pi), elevation 0) with numpy's generator, so the
   random sequence is not MatterSim's.
