@@ -45,7 +45,9 @@ def run(args: argparse.Namespace) -> int:
         episodes = load_episodes(data, split)
         agents = {
             "shortest-path oracle": lambda eps=episodes: shortest_path_predictions(graphs, eps),
-            "random walk": lambda eps=episodes: random_walk_predictions(graphs, eps, seed=args.seed),
+            "random walk": lambda eps=episodes: random_walk_predictions(
+                graphs, eps, seed=args.seed
+            ),
         }
         for agent, predict in agents.items():
             start = time.perf_counter()
