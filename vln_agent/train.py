@@ -363,6 +363,9 @@ class VLNTrainer:
                     "generator": self.generator.get_state(),
                     "best_score": self.best_score,
                     "history": self.history,
+                    "aug_sampler": (
+                        self.backtranslation.sampler.state_dict() if self.backtranslation else None
+                    ),
                 },
             },
         )
@@ -381,6 +384,8 @@ class VLNTrainer:
         self.generator.set_state(state["generator"])
         self.best_score = float(state["best_score"])
         self.history = list(state["history"])
+        if self.backtranslation is not None and state.get("aug_sampler") is not None:
+            self.backtranslation.sampler.load_state_dict(state["aug_sampler"])
 
 
 def load_follower(path: str | os.PathLike[str]) -> tuple[Follower, Tokenizer, dict[str, Any]]:
