@@ -17,12 +17,18 @@ from __future__ import annotations
 
 import operator
 from collections import OrderedDict
-from collections.abc import Sequence
 
 import numpy as np
 
 from envs.constants import NUM_VIEWS
-from envs.simulator import BatchSimulator, SimulatorConfig, SimWorld
+from envs.simulator import (
+    BatchSimulator,
+    Navigable,
+    SimulatorConfig,
+    SimWorld,
+    discrete_view_angles,
+    navigable_locations,
+)
 
 #: Navigable lists kept per world and camera setting (about 0.7 kB each).
 NAV_CACHE_ENTRIES = 65_536
@@ -157,45 +163,54 @@ class StepFrame:
         return self._lists[i]
 
     def _navigable_lists(self) -> list[tuple[ViewPoint, ...]]:
-        """Every agent's list: from the shared cache, the misses built from the core in bulk."""
-        cache = self._index.navigable_cache(self._core.config)
+        """Every agent's navigable list.
+
+        Continuous views: built from the core's computation for the batch. Discretized views:
+        from the shared cache; a viewpoint not there is computed for all its 36 views at once
+        (agents mostly turn where they stand), with the core's rule function.
+        """
+        config = self._core.config
+        cache = self._index.navigable_cache(config)
         if cache is None:
-            return self._build(range(len(self._ids)))
+            return viewpoint_lists(self._index, self._core.navigable)
         keys = [g * NUM_VIEWS + view for g, view in zip(self._ids, self.view_indices, strict=True)]
         lists = [cache.get(key) for key in keys]
-        missing = [i for i, entries in enumerate(lists) if entries is None]
+        missing = sorted({self._ids[i] for i, entries in enumerate(lists) if entries is None})
         if missing:
-            for i, entries in zip(missing, self._build(missing), strict=True):
-                lists[i] = entries
-                cache.put(keys[i], entries)
+            views = np.arange(NUM_VIEWS)
+            location = np.repeat(missing, NUM_VIEWS)  # [M*36]
+            heading, elevation = discrete_view_angles(np.tile(views, len(missing)))  # [M*36]
+            nav = navigable_locations(self._index.world, location, heading, elevation, config)
+            filled = viewpoint_lists(self._index, nav)
+            for row, entries in enumerate(filled):
+                cache.put(missing[row // NUM_VIEWS] * NUM_VIEWS + row % NUM_VIEWS, entries)
+            for i, entries in enumerate(lists):
+                if entries is None:
+                    g, view = self._ids[i], self.view_indices[i]
+                    lists[i] = filled[missing.index(g) * NUM_VIEWS + view]
         return lists
 
-    def _build(self, agents: Sequence[int]) -> list[tuple[ViewPoint, ...]]:
-        """ViewPoints of the core's navigable lists of some agents."""
-        nav = self._core.navigable  # the whole batch at once: [B, K+1] arrays
-        ids, counts, rel_heading, rel_elevation, rel_distance = (
-            a.tolist()
-            for a in (nav.ids, nav.count, nav.rel_heading, nav.rel_elevation, nav.rel_distance)
-        )
-        index = self._index
-        vp_ids, local, positions = index.viewpoint_ids, index.local_index, index.positions
-        out = []
-        for i in agents:
-            row, heading, elevation, distance = (
-                ids[i],
-                rel_heading[i],
-                rel_elevation[i],
-                rel_distance[i],
+
+def viewpoint_lists(index: GraphIndex, nav: Navigable) -> list[tuple[ViewPoint, ...]]:
+    """MatterSim's navigableLocations for each row of the core's ``nav`` arrays."""
+    ids, counts, rel_heading, rel_elevation, rel_distance = (
+        a.tolist()
+        for a in (nav.ids, nav.count, nav.rel_heading, nav.rel_elevation, nav.rel_distance)
+    )
+    vp_ids, local, positions = index.viewpoint_ids, index.local_index, index.positions
+    out = []
+    for row, count, heading, elevation, distance in zip(
+        ids, counts, rel_heading, rel_elevation, rel_distance, strict=True
+    ):
+        built = [index.location(row[0])]
+        for k in range(1, count):
+            g = row[k]
+            x, y, z = positions[g]
+            built.append(
+                ViewPoint(vp_ids[g], local[g], x, y, z, heading[k], elevation[k], distance[k])
             )
-            built = [self.locations[i]]
-            for k in range(1, counts[i]):
-                g = row[k]
-                x, y, z = positions[g]
-                built.append(
-                    ViewPoint(vp_ids[g], local[g], x, y, z, heading[k], elevation[k], distance[k])
-                )
-            out.append(tuple(built))
-        return out
+        out.append(tuple(built))
+    return out
 
 
 class BatchView:
