@@ -65,6 +65,10 @@ PASS_SIDE = (
     "{walk} forward with the {np} {on_side}",
     "walk beside the {np}",
     "go by the {np} {on_side}",
+    "pass by the {np} {on_side}",
+    "walk straight past the {np}",
+    "go just past the {np}",
+    "continue beyond the {np}",
 )
 PASS_AHEAD = (
     "walk towards the {np}",
@@ -74,7 +78,12 @@ PASS_AHEAD = (
     "{walk} in the direction of the {np}",
     "approach the {np}",
     "head for the {np}",
+    "walk until you reach the {np}",
+    "keep walking until you see the {np}",
+    "walk directly towards the {np}",
 )
+#: Said before the next clause: "with the blue bed behind you, walk ...".
+BEHIND = ("with your back to the {np}", "with the {np} behind you", "keeping the {np} behind you")
 PASS_ACROSS = ("walk across the {np}", "walk over the {np}", "cross the {np}")
 EXIT = (
     "exit the {src}",
@@ -82,6 +91,8 @@ EXIT = (
     "walk out of the {src}",
     "go out of the {src}",
     "step out of the {src}",
+    "get out of the {src}",
+    "head out of the {src}",
 )
 CROSS_START_DOOR = (
     "{exit} through the {door} into the {dst}",
@@ -103,6 +114,8 @@ CROSS_DOOR = (
     "{walk} into the {dst} through the {door}",
     "exit the {src} through the {door} and enter the {dst}",
     "continue through the {door} into the {dst}",
+    "use the {door} to enter the {dst}",
+    "go through the {door} that leads into the {dst}",
 )
 CROSS_START_OPEN = (
     "{exit} into the {dst}",
@@ -114,6 +127,8 @@ CROSS_OPEN = (
     "enter the {dst}",
     "continue into the {dst}",
     "head into the {dst}",
+    "step into the {dst}",
+    "make your way into the {dst}",
 )
 #: Several rooms in one go (``{mids}``: "the hall and the kitchen", ``{dst}``: the last).
 CROSS_CHAIN = (
@@ -162,12 +177,17 @@ STOP_OBJECT = (
     "{stop} once you are {rel} the {np}{in_room}",
     "{stop} when you reach the {np}{in_room}",
     "{stop} when you get to the {np}{in_room}",
+    "{stop} as soon as you reach the {np}{in_room}",
 )
-GOAL_OBJECT = ("your goal is {rel} the {np}{in_room}", "the end point is {rel} the {np}{in_room}")
+GOAL_OBJECT = (
+    "your goal is {rel} the {np}{in_room}",
+    "the end point is {rel} the {np}{in_room}",
+    "your destination is {rel} the {np}{in_room}",
+)
 STOP_ROOM = (
     "{stop} in the {room}",
     "{stop} inside the {room}",
-    "{stop} in the middle of the {room}",
+    "{stop} once you are in the {room}",
 )
 STOP_DOORWAY = (
     "{stop} in the doorway of the {room}",
@@ -186,6 +206,8 @@ OPENERS = (
     "at that point,",
     "from here,",
     "continuing on,",
+    "once there,",
+    "after this,",
 )
 AFTER_ENTERING = (
     "once inside,",

@@ -34,6 +34,7 @@ from envs.synthetic.phrasing import (
     with_article,
 )
 from envs.synthetic.route_plan import (
+    Behind,
     Cross,
     Doorway,
     Event,
@@ -169,6 +170,13 @@ def _render(events: list[Event], rng: np.random.Generator) -> str:
             clauses.append((_chain_clause(chain, rng), chain[-1]))
             i += len(chain)
             continue
+        if isinstance(event, Behind) and nxt is not None and not isinstance(nxt, Stop):
+            prefix = pick(rng, tpl.BEHIND).format(np=object_phrase(event.obj, rng))
+            clause = _CLAUSES[type(nxt)](nxt, rng)
+            if clause:
+                clauses.append((f"{prefix}, {clause}", nxt))
+            i += 2
+            continue
         clause = _CLAUSES[type(event)](event, rng)
         if clause and isinstance(event, Turn) and clauses and _turned(clauses[-1][1]):
             clauses.append((pick(rng, tpl.FORWARD), clauses[-1][1]))
@@ -244,7 +252,7 @@ def _weight(event: Event, events: list[Event]) -> float:
     if isinstance(event, Move):
         single_room = not any(isinstance(e, (Cross, Pass)) for e in events)
         return 0.0 if single_room else 1.0
-    if isinstance(event, Doorway):
+    if isinstance(event, (Doorway, Behind)):
         return 1.5
     return 0.0
 
@@ -359,6 +367,7 @@ def _stop_clause(event: Stop, rng: np.random.Generator) -> str:
 
 _CLAUSES: dict[type, Callable[..., str | None]] = {
     Turn: _turn_clause,
+    Behind: lambda _event, _rng: None,  # only said as a prefix of the next clause
     Pass: _pass_clause,
     Cross: _cross_clause,
     Doorway: _doorway_clause,

@@ -54,6 +54,10 @@ BEHIND_MARGIN_M = 0.3
 ACROSS_M = 0.05
 #: Landmarks mentioned at most per room walked through.
 MAX_PASSES_PER_LEG = 2
+#: A start landmark is behind the agent when this far (m) at most from the start ...
+BEHIND_MAX_M = 3.0
+#: ... and at least this far (radians) from the first walking direction.
+BEHIND_MIN_RAD = math.radians(135.0)
 #: The goal landmark is an object of the goal room this close to the goal viewpoint.
 GOAL_NEAR_M = 2.5
 #: Closer than this, the goal is "next to" its landmark.
@@ -102,6 +106,13 @@ class Cross:
 
 
 @dataclass(frozen=True)
+class Behind:
+    """A landmark behind the agent once it faces the first step ("with the bed behind you")."""
+
+    obj: dict
+
+
+@dataclass(frozen=True)
 class Doorway:
     """Walking through or past a doorway without changing room.
 
@@ -136,7 +147,7 @@ class Stop:
     place: str | None = None
 
 
-Event = Turn | Pass | Cross | Doorway | Move | Stop
+Event = Turn | Behind | Pass | Cross | Doorway | Move | Stop
 
 
 def plan_route(facts: SceneFacts, path: list[str], start_heading: float) -> list[Event]:
@@ -153,6 +164,9 @@ def plan_route(facts: SceneFacts, path: list[str], start_heading: float) -> list
     passes = _choose_passes(facts, path, xys, headings, step_rooms, used)
 
     events: list[Event] = [Turn(signed_turn(start_heading, headings[0]), initial=True, vertex=0)]
+    behind = behind_landmark(facts, path[0], headings[0], used)
+    if behind is not None:
+        events.append(Behind(behind))
     start_id, crossed_out = int(rooms[0]["id"]), False
     for k, sequence in enumerate(step_rooms):
         if k in doors_passed:
@@ -312,6 +326,24 @@ def _step_candidates(
         score = 100.0 * seen / _IMAGE_PIXELS + (SEEN_MAX_M - dist)
         out.append((score, obj, side))
     return out
+
+
+def behind_landmark(
+    facts: SceneFacts, start: str, first_heading: float, used: set[int]
+) -> dict | None:
+    """The nearest object of the start room behind the agent as it sets off, if any."""
+    sxy, room_id = facts.xy(start), int(facts.viewpoint(start)["room"])
+    best: tuple[float, dict] | None = None
+    for oid, obj in facts.objects.items():
+        if int(obj["room"]) != room_id or oid in used:
+            continue
+        dist = segment_box_distance(sxy, sxy, obj)
+        bearing = heading_between(sxy, footprint_centre(obj))
+        if dist > BEHIND_MAX_M or abs(signed_turn(first_heading, bearing)) < BEHIND_MIN_RAD:
+            continue
+        if best is None or dist < best[0]:
+            best = (dist, obj)
+    return None if best is None else best[1]
 
 
 def goal_landmark(

@@ -134,7 +134,8 @@ class SceneFacts:
 
         The step starts in ``vp_a``'s room and ends in ``vp_b``'s; in between, each of
         :data:`STEP_SAMPLES` points lies in the room that holds it deepest (ties go to a
-        room with doors to both ends: the hallway when walking from door to door).
+        room with doors to both ends, the hallway when walking from door to door, then to
+        the end rooms).
         """
         first, last = int(self.viewpoint(vp_a)["room"]), int(self.viewpoint(vp_b)["room"])
         src, dst = self.xy(vp_a), self.xy(vp_b)
@@ -148,12 +149,16 @@ class SceneFacts:
         return sequence
 
     def _room_at(self, point: np.ndarray, first: int, last: int) -> int:
-        """The room holding ``point`` deepest; ties prefer a room with doors to both ends."""
+        """The room holding ``point`` deepest.
 
-        def key(room_id: int) -> tuple[float, bool]:
+        Points on a wall line (doorway viewpoints stand in door openings) tie; a room with
+        doors to both ends wins, then the rooms the step starts or ends in.
+        """
+
+        def key(room_id: int) -> tuple[float, bool, bool]:
             margin = round(inside_margin(self.rooms[room_id], point), MARGIN_DECIMALS)
             hub = self.has_door(first, room_id) and self.has_door(room_id, last)
-            return margin, hub
+            return margin, hub, room_id in (first, last)
 
         return max(self.rooms, key=key)
 

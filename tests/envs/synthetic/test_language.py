@@ -46,6 +46,7 @@ from envs.synthetic.language import (
     word_statistics,
 )
 from envs.synthetic.phrasing import OBJECT_WORDS, ROOM_WORDS, SIZE_WORDS
+from envs.synthetic.scene_facts import SceneFacts
 
 HALF_HFOV = math.atan(math.tan(R2R_VFOV / 2) * R2R_IMAGE_WIDTH / R2R_IMAGE_HEIGHT)
 #: Pixels of a 1 m^2 footprint seen from 1 m (made up, but monotone in size and distance).
@@ -95,8 +96,9 @@ EDGES = [
 ]  # fmt: skip
 #: Bedroom -> hallway -> kitchen, ending next to the white fridge.
 BEDROOM_TO_KITCHEN = ["b1", "d0", "h0", "h1", "h2", "d1", "k0", "k1"]
-#: Objects this path never comes near (other rooms, or > 4 m away / behind the start).
-FAR_FROM_BEDROOM_TO_KITCHEN = (1, 5, 6, 7, 8)
+#: Objects this path never comes near: other rooms, or over 4 m from every step and over
+#: 3 m from the start (the yellow wardrobe, 2.6 m behind the start, may be "behind you").
+FAR_FROM_BEDROOM_TO_KITCHEN = (1, 5, 6, 7)
 _TURN = re.compile(
     r"\b(?:turn|veer|bear|make|take|hang|swing|pivot)\b"
     r"(?: (?:a|to|your|the|slight|slightly|little|sharp|hard))* (left|right)\b"
@@ -375,3 +377,36 @@ def test_padding_keeps_instructions_different():
     padded = _pad_distinct(["Turn left.", "Go left."], 9)
     assert len(padded) == len(set(padded)) == 9
     assert padded[:2] == ["Turn left.", "Go left."]
+
+
+def test_rooms_walked_through_on_a_step(scene):
+    facts = SceneFacts.from_scene(scene)
+    assert facts.rooms_between("b0", "b1") == [0]
+    assert facts.rooms_between("b1", "d0") == [0, 1]
+    # Along the hallway's west wall line, from its doorway to the kitchen's: no bedroom.
+    assert facts.rooms_between("d0", "d1") == [1, 2]
+    # Across the hallway from the kitchen's doorway to the living room's.
+    assert facts.rooms_between("d1", "d2") == [2, 1, 3]
+
+
+def test_walking_past_a_doorway_does_not_enter_its_room(scene):
+    # h1 -> d1 (the kitchen's doorway) -> d2 (the living room's) walks along the hallway.
+    rng = np.random.default_rng(19)
+    path = ["h1", "d1", "d2", "l0"]
+    texts = [t for _ in range(10) for t in instructions_for_path(scene, path, NORTH, rng)]
+    entering_kitchen = r"\b(into|enter) the (kitchen|kitchen area)\b"
+    assert not any(re.search(entering_kitchen, t.lower()) for t in texts)
+    assert all(_mentions(t, ROOM_WORDS["living room"]) for t in texts)
+    assert any(_mentions(t, ROOM_WORDS["kitchen"]) for t in texts)  # "the kitchen door"
+
+
+def test_landmark_behind_the_start(scene):
+    # From b1 walking east, the yellow wardrobe is 2.6 m behind; the blue bed is not.
+    rng = np.random.default_rng(20)
+    texts = [
+        t for _ in range(20) for t in instructions_for_path(scene, ["b1", "d0", "h0"], EAST, rng)
+    ]
+    behind = r"(?:back to|with|keeping) the ((?:\w+ ){1,3}?)(?:behind you|,)"
+    said = [m.strip() for t in texts for m in re.findall(behind, t.lower())]
+    assert said
+    assert all(_object_mentions(m, 8)[1] == 1 for m in said), said
