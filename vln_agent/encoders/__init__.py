@@ -1,0 +1,47 @@
+"""The one CLIP stack of clipvil: encoders for the VLN agent and for ``vqa_ve``.
+
+``create_encoder(name, pretrained=tag_or_file)`` builds a :class:`CLIPEncoder` from any
+open_clip model (or clipvil's ``clipvil-small`` / ``clipvil-tiny`` configs) with weights
+from the local cache or a local file, offline. See :mod:`.encoder` for the feature shapes
+and :mod:`.checkpoint` for the self-describing checkpoint format.
+"""
+
+from __future__ import annotations
+
+from vln_agent.encoders.checkpoint import (
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_VERSION,
+    read_checkpoint_metadata,
+    save_encoder,
+)
+from vln_agent.encoders.encoder import PRECISIONS, CLIPEncoder, TextTokens
+from vln_agent.encoders.factory import create_encoder, load_encoder
+from vln_agent.encoders.locking import count_trainable
+from vln_agent.encoders.pos_embed import interpolate_pos_embed
+from vln_agent.encoders.registry import (
+    CLIPVIL_MODELS,
+    MODEL_CONFIG_DIR,
+    list_models,
+    register_model_configs,
+)
+from vln_agent.encoders.weights import WeightsUnavailableError, resolve_pretrained
+
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "CHECKPOINT_VERSION",
+    "CLIPEncoder",
+    "CLIPVIL_MODELS",
+    "MODEL_CONFIG_DIR",
+    "PRECISIONS",
+    "TextTokens",
+    "WeightsUnavailableError",
+    "count_trainable",
+    "create_encoder",
+    "interpolate_pos_embed",
+    "list_models",
+    "load_encoder",
+    "read_checkpoint_metadata",
+    "register_model_configs",
+    "resolve_pretrained",
+    "save_encoder",
+]

@@ -1,0 +1,152 @@
+"""Self-describing encoder checkpoints (nanoGPT style) and peeking into weight files.
+
+A checkpoint written by :func:`save_encoder` is a ``torch.save`` dict::
+
+    {
+        "format": "clipvil-encoder",       # marks this layout
+        "version": 1,                      # bumped when the layout changes
+        "model_name": "clipvil-small",     # open_clip model name
+        "model_config": {...},             # the open_clip config dict the model was built from
+        "preprocess_cfg": {...},           # size, mean, std, interpolation, resize_mode, ...
+        "image_size": [112, 112],          # input size the position embeddings are sized for
+        "state_dict": {...},               # open_clip state dict (fp32, or fp16 with half=True)
+        "open_clip_version": "3.3.0",
+        ...extra,                          # e.g. "train_config", "step", "metrics"
+    }
+
+Loading needs nothing but the file: ``load_encoder(path)``. open_clip itself also loads it
+(its ``load_state_dict`` takes the ``"state_dict"`` entry), so the file is also a valid
+``pretrained=`` argument of ``open_clip.create_model_and_transforms``.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import open_clip
+import torch
+
+from envs.errors import DataError
+from envs.fileio import atomic_write
+
+if TYPE_CHECKING:
+    from vln_agent.encoders.encoder import CLIPEncoder
+
+#: Value of the ``"format"`` key that marks a clipvil encoder checkpoint.
+CHECKPOINT_FORMAT = "clipvil-encoder"
+#: Layout version of the checkpoint dict.
+CHECKPOINT_VERSION = 1
+#: Keys :func:`save_encoder` writes itself; ``extra`` may not overwrite them.
+RESERVED_KEYS = frozenset(
+    {
+        "format",
+        "version",
+        "model_name",
+        "model_config",
+        "preprocess_cfg",
+        "image_size",
+        "state_dict",
+        "open_clip_version",
+    }
+)
+
+
+def save_encoder(
+    encoder: CLIPEncoder,
+    path: str | os.PathLike[str],
+    extra: dict[str, Any] | None = None,
+    half: bool = False,
+) -> Path:
+    """Write ``encoder`` as a self-describing checkpoint, atomically (temp file, then rename).
+
+    ``extra`` adds entries such as ``{"train_config": ..., "step": ..., "metrics": ...}``
+    (plain Python values and tensors, so that ``torch.load(weights_only=True)`` reads them).
+    ``half=True`` stores floating-point tensors as fp16 (half the size); they are cast back
+    to the model's dtype on loading.
+    """
+    extra = dict(extra or {})
+    clash = sorted(RESERVED_KEYS & extra.keys())
+    if clash:
+        raise ValueError(f"extra may not overwrite the checkpoint keys {clash}")
+    state_dict = {
+        key: (
+            value.detach().to("cpu", torch.float16)
+            if half and value.is_floating_point()
+            else value.detach().to("cpu")
+        )
+        for key, value in encoder.model.state_dict().items()
+    }
+    checkpoint = {
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
+        "model_name": encoder.model_name,
+        "model_config": _plain(encoder.model_config),
+        "preprocess_cfg": _plain(encoder.preprocess_cfg),
+        "image_size": list(encoder.image_size),
+        "state_dict": state_dict,
+        "open_clip_version": open_clip.__version__,
+        **extra,
+    }
+    path = Path(path)
+    with atomic_write(path, "wb") as f:
+        torch.save(checkpoint, f)
+    return path
+
+
+def is_torchscript_archive(path: str | os.PathLike[str]) -> bool:
+    """True for a TorchScript (``torch.jit``) archive, such as OpenAI's released CLIP ``.pt``."""
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return any(
+            name.endswith("/constants.pkl") or "/code/" in name for name in archive.namelist()
+        )
+
+
+def read_checkpoint_metadata(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The metadata of a clipvil checkpoint (everything but ``"state_dict"``), or None.
+
+    None means "some other weight file" (a plain open_clip state dict, a ``.safetensors``
+    file, a TorchScript archive): open_clip decides whether it can load it. The tensors are
+    memory-mapped, not read. Raises :class:`DataError` for an empty or unreadable file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, "file not found")
+    if path.stat().st_size == 0:
+        raise DataError(path, "empty file, expected CLIP weights")
+    if not zipfile.is_zipfile(path) or is_torchscript_archive(path):
+        return None
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError, OSError) as err:
+        raise DataError(path, f"not a readable PyTorch checkpoint ({_first_line(err)})") from err
+    if not (isinstance(checkpoint, dict) and checkpoint.get("format") == CHECKPOINT_FORMAT):
+        return None
+    version = checkpoint.get("version")
+    if version != CHECKPOINT_VERSION:
+        raise DataError(
+            path, f"clipvil checkpoint version {version!r}, expected {CHECKPOINT_VERSION}"
+        )
+    missing = sorted((RESERVED_KEYS - {"open_clip_version"}) - checkpoint.keys())
+    if missing:
+        raise DataError(path, f"clipvil checkpoint lacks the keys {missing}")
+    return {key: value for key, value in checkpoint.items() if key != "state_dict"}
+
+
+def _plain(value: Any) -> Any:
+    """Tuples -> lists, recursively, so that configs survive JSON and ``weights_only`` loads."""
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
