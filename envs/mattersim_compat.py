@@ -73,7 +73,15 @@ from envs.graph import SCANS_FILE, load_scan_graph
 from envs.mattersim_state import BatchView, GraphIndex, SimState, ViewPoint
 from envs.simulator import BatchSimulator, SimulatorConfig, SimWorld
 
-__all__ = ["SimState", "Simulator", "ViewPoint", "Viewpoint", "cbf", "nav_graph_world"]
+__all__ = [
+    "SimState",
+    "Simulator",
+    "ViewPoint",
+    "Viewpoint",
+    "cbf",
+    "clear_graph_cache",
+    "nav_graph_world",
+]
 
 #: MatterSim's default paths (relative to the current folder, as MatterSim resolves them).
 DEFAULT_NAV_GRAPH_PATH = "./connectivity"
@@ -114,6 +122,11 @@ def _graph_index(path: str | Path) -> GraphIndex:
     if not scans:
         raise DataError(listing, "no scans listed and no connectivity files in the folder")
     return _load_index(str(folder), scans)
+
+
+def clear_graph_cache() -> None:
+    """Forget the graphs read so far and the navigable lists cached with them."""
+    _load_index.cache_clear()
 
 
 def nav_graph_world(path: str | Path) -> SimWorld:

@@ -32,6 +32,8 @@ from envs.simulator import (
 
 #: Navigable lists kept per world and camera setting (about 0.7 kB each).
 NAV_CACHE_ENTRIES = 65_536
+#: At most this many uncached viewpoints in a step get all 36 views computed at once.
+PREFETCH_VIEWPOINTS = 4
 
 
 def _read_only(array: np.ndarray) -> np.ndarray:
@@ -166,8 +168,9 @@ class StepFrame:
         """Every agent's navigable list.
 
         Continuous views: built from the core's computation for the batch. Discretized views:
-        from the shared cache; a viewpoint not there is computed for all its 36 views at once
-        (agents mostly turn where they stand), with the core's rule function.
+        from the shared cache, the missing ones computed together with the core's rule
+        function; when only a few viewpoints are missing, all 36 views of each are computed
+        (about the cost of one: agents mostly turn where they stand).
         """
         config = self._core.config
         cache = self._index.navigable_cache(config)
@@ -175,20 +178,22 @@ class StepFrame:
             return viewpoint_lists(self._index, self._core.navigable)
         keys = [g * NUM_VIEWS + view for g, view in zip(self._ids, self.view_indices, strict=True)]
         lists = [cache.get(key) for key in keys]
-        missing = sorted({self._ids[i] for i, entries in enumerate(lists) if entries is None})
-        if missing:
-            views = np.arange(NUM_VIEWS)
-            location = np.repeat(missing, NUM_VIEWS)  # [M*36]
-            heading, elevation = discrete_view_angles(np.tile(views, len(missing)))  # [M*36]
-            nav = navigable_locations(self._index.world, location, heading, elevation, config)
-            filled = viewpoint_lists(self._index, nav)
-            for row, entries in enumerate(filled):
-                cache.put(missing[row // NUM_VIEWS] * NUM_VIEWS + row % NUM_VIEWS, entries)
-            for i, entries in enumerate(lists):
-                if entries is None:
-                    g, view = self._ids[i], self.view_indices[i]
-                    lists[i] = filled[missing.index(g) * NUM_VIEWS + view]
-        return lists
+        missing = sorted({key for key, entries in zip(keys, lists, strict=True) if entries is None})
+        if not missing:
+            return lists
+        viewpoints = sorted({key // NUM_VIEWS for key in missing})
+        if len(viewpoints) <= PREFETCH_VIEWPOINTS:
+            missing = [g * NUM_VIEWS + view for g in viewpoints for view in range(NUM_VIEWS)]
+        rows = np.array(missing)  # [M] keys: viewpoint * 36 + view
+        heading, elevation = discrete_view_angles(rows % NUM_VIEWS)
+        nav = navigable_locations(self._index.world, rows // NUM_VIEWS, heading, elevation, config)
+        fresh = dict(zip(missing, viewpoint_lists(self._index, nav), strict=True))
+        for key, entries in fresh.items():
+            cache.put(key, entries)
+        return [
+            fresh[key] if entries is None else entries
+            for key, entries in zip(keys, lists, strict=True)
+        ]
 
 
 def viewpoint_lists(index: GraphIndex, nav: Navigable) -> list[tuple[ViewPoint, ...]]:
