@@ -444,3 +444,14 @@ def test_navigable_cache_evicts_least_recently_used():
     assert cache.get(1) is one  # 1 is now the most recently used
     cache.put(3, three)
     assert len(cache) == 2 and cache.get(2) is None and cache.get(1) is one
+
+
+def test_graphs_are_read_once_per_folder_until_cleared(real_data_dir, tmp_path):
+    folder = tmp_path / "graphs"  # any folder name, as in MatterSim
+    folder.mkdir()
+    name = "8194nk5LbLH_connectivity.json"
+    (folder / name).symlink_to(real_data_dir / "connectivity" / name)  # no scans.txt: globbed
+    world = MatterSim.nav_graph_world(folder)
+    assert world.scans == ("8194nk5LbLH",) and MatterSim.nav_graph_world(folder) is world
+    MatterSim.clear_graph_cache()
+    assert MatterSim.nav_graph_world(folder) is not world
