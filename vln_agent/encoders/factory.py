@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import logging
 import os
+import pickle
+from collections.abc import Iterator
 from typing import Any
 
 import open_clip
 import torch
+from open_clip.model import resize_pos_embed
 
 from envs.errors import DataError
 from vln_agent.encoders.checkpoint import read_checkpoint_metadata
@@ -18,6 +23,11 @@ from vln_agent.encoders.weights import WeightsSource, resolve_pretrained
 
 #: Config keys open_clip's factory consumes itself (not CLIP constructor arguments).
 _FACTORY_ONLY_KEYS = ("custom_text",)
+#: Entries of a TorchScript CLIP archive's state dict that are not model weights (OpenAI's
+#: hyper-parameters, and the causal mask open_clip keeps as a non-persistent buffer).
+TORCHSCRIPT_EXTRA_KEYS = ("input_resolution", "context_length", "vocab_size", "attn_mask")
+#: Longest detail quoted from an underlying loading error.
+ERROR_DETAIL_CHARS = 300
 
 
 def create_encoder(
@@ -133,7 +143,6 @@ def _build_model(
         precision="fp32",
         device=device,
         pretrained_text=False,
-        weights_only=not source.torchscript,  # TorchScript archives go through torch.jit.load
         **preprocess,
         **overrides,
     )
@@ -141,11 +150,57 @@ def _build_model(
         model, _, _ = open_clip.create_model_and_transforms(model_name, None, **kwargs)
         return model
     try:
-        model, _, _ = open_clip.create_model_and_transforms(model_name, source.path, **kwargs)
-    except Exception as err:  # noqa: BLE001 - whatever open_clip hits in a file is one line
-        lines = str(err).strip().splitlines() or [""]
+        if source.torchscript:
+            with _without_random_init_warning():
+                model, _, _ = open_clip.create_model_and_transforms(model_name, None, **kwargs)
+            _load_torchscript_weights(model, source.path)
+        else:
+            model, _, _ = open_clip.create_model_and_transforms(model_name, source.path, **kwargs)
+    except pickle.UnpicklingError as err:
         raise DataError(
             source.path,
-            f"cannot load it as {model_name} weights ({type(err).__name__}: {lines[0]})",
+            "not a readable weight file (torch.load(weights_only=True) cannot unpickle it; "
+            "expected a PyTorch state dict, a .safetensors file or a TorchScript archive)",
+        ) from err
+    except Exception as err:  # noqa: BLE001 - whatever open_clip hits in a file is one line
+        raise DataError(
+            source.path,
+            f"cannot load it as {model_name} weights ({type(err).__name__}: {_shorten(str(err))})",
         ) from err
     return model
+
+
+def _load_torchscript_weights(model: torch.nn.Module, path: str) -> None:
+    """Load the weights of a TorchScript archive (OpenAI's released ``.pt`` files).
+
+    ``torch.jit.load`` rather than ``torch.load(weights_only=False)``: the archive's
+    TorchScript code is never run, only its tensors are read.
+    """
+    archive = torch.jit.load(path, map_location="cpu")
+    state = {
+        key: value
+        for key, value in archive.state_dict().items()
+        if key not in TORCHSCRIPT_EXTRA_KEYS
+    }
+    resize_pos_embed(state, model)
+    model.load_state_dict(state, strict=True)
+
+
+@contextlib.contextmanager
+def _without_random_init_warning() -> Iterator[None]:
+    """Silence open_clip's "initialized randomly" warning while weights load right after."""
+
+    def keep(record: logging.LogRecord) -> bool:
+        return "initialized randomly" not in record.getMessage()
+
+    root = logging.getLogger()
+    root.addFilter(keep)
+    try:
+        yield
+    finally:
+        root.removeFilter(keep)
+
+
+def _shorten(text: str, limit: int = ERROR_DETAIL_CHARS) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
