@@ -11,11 +11,30 @@ import sys
 from types import ModuleType
 
 from envs.errors import DataError
-from vln_agent.commands import convert_features, demo, eval_r2r
+from vln_agent.commands import (
+    convert_features,
+    demo,
+    eval_r2r,
+    eval_vln,
+    sample_paths,
+    train_speaker,
+    train_vln,
+    world,
+)
 from vln_agent.commands import map as map_command
 
 #: The subcommands, in the order ``clipvil --help`` lists them.
-COMMANDS: tuple[ModuleType, ...] = (demo, eval_r2r, convert_features, map_command)
+COMMANDS: tuple[ModuleType, ...] = (
+    demo,
+    eval_r2r,
+    convert_features,
+    map_command,
+    world,
+    train_vln,
+    eval_vln,
+    train_speaker,
+    sample_paths,
+)
 
 EXIT_BAD_INPUT = 2
 
