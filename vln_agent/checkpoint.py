@@ -57,11 +57,13 @@ def load_checkpoint(path: str | os.PathLike[str], kind: str | None = None) -> di
 
 
 def capture_rng() -> dict[str, Any]:
-    """The global random states (python, numpy, torch) for exact resumption."""
+    """The global random states (python, numpy, torch, CUDA) for exact resumption."""
     return {
         "python": random.getstate(),
         "numpy": np.random.get_state(),
         "torch": torch.get_rng_state(),
+        # dropout on a GPU draws from the CUDA generators, not from torch's CPU one
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
     }
 
 
@@ -69,3 +71,5 @@ def restore_rng(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
     torch.set_rng_state(state["torch"])
+    if state.get("cuda") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

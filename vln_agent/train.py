@@ -112,12 +112,29 @@ def load_train_config(path: str | os.PathLike[str] | None, **overrides: Any) -> 
             raise DataError(path, f"unknown training setting {unknown[0]!r}")
         values.update(data)
     values.update({k: v for k, v in overrides.items() if v is not None})
+    for name, value in values.items():
+        if name in TrainConfig.__dataclass_fields__ and not _setting_type_ok(name, value):
+            default = TrainConfig.__dataclass_fields__[name].default
+            problem = f"training setting {name!r} must be like {default!r}, got {value!r}"
+            raise DataError(path or "training settings", problem)
     if "eval_splits" in values:
         values["eval_splits"] = tuple(values["eval_splits"])
     try:
         return TrainConfig(**values)
     except (TypeError, ValueError) as err:
         raise DataError(path or "training settings", str(err)) from None
+
+
+def _setting_type_ok(name: str, value: Any) -> bool:
+    """Whether ``value`` has the type of the setting's default (ints pass as floats)."""
+    default = TrainConfig.__dataclass_fields__[name].default
+    if isinstance(default, tuple):
+        return isinstance(value, list | tuple) and all(isinstance(v, str) for v in value)
+    if default is None:
+        return value is None or isinstance(value, str)
+    if isinstance(default, float):
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    return type(value) is type(default)
 
 
 def follower_config(config: TrainConfig, vocab_size: int, feature_size: int) -> FollowerConfig:
@@ -211,7 +228,8 @@ class VLNTrainer:
         self.sampler = EpisodeSampler(
             [e.instr_id for e in train_episodes], config.batch_size, config.seed
         )
-        self.generator = torch.Generator().manual_seed(config.seed + 1)
+        # on the model's device: torch.multinomial needs a generator where its input is
+        self.generator = torch.Generator(self.context.device).manual_seed(config.seed + 1)
         self.graphs = NavGraphs(self.data_dir)
         self.iteration = 0
         self.best_score = -math.inf
