@@ -383,3 +383,49 @@ def render_views(
         packed[:, start:stop] = sample_bilinear(texture, size, face, x, y).reshape(len(views), -1)
     rgb0 = packed.view(np.uint8).reshape(len(views), height, width, 4)  # [V, H, W, 4]
     return np.ascontiguousarray(rgb0[..., :_RGB])  # [V, H, W, 3]
+
+
+# ---------------------------------------------------------------------------- encoder views
+
+#: Most sub-pixels per output pixel side that :func:`render_encoder_views` averages.
+MAX_SUPERSAMPLE = 4
+
+
+def encoder_supersample(face_size: int, size: int, vfov: float = R2R_VFOV) -> int:
+    """Sub-pixels per side that bring a ``size``-pixel view to the skybox's texel density.
+
+    A face of ``face_size`` texels spans 90 degrees; a square view of ``size`` pixels spans
+    ``vfov``. Rendering at the texel density and averaging blocks is what resizing the full
+    640 x 480 view to the encoder's input does (CLIP-ViL's pipeline), without the aliasing
+    of sampling a large face straight at a small size.
+    """
+    texels_across_view = face_size * vfov / (math.pi / 2)
+    return int(min(MAX_SUPERSAMPLE, max(1, round(texels_across_view / size))))
+
+
+def render_encoder_views(
+    faces: np.ndarray,
+    pose: np.ndarray,
+    size: int,
+    views: Sequence[int] | None = None,
+    vfov: float = R2R_VFOV,
+    supersample: int | None = None,
+) -> np.ndarray:
+    """The square encoder inputs of a viewpoint's discretized views: ``[V, size, size, 3]``.
+
+    Each is the centre square of MatterSim's 640 x 480 view (same heading, elevation and
+    vertical field of view, so the horizontal field of view equals ``vfov``), i.e. what
+    CLIP's resize-shortest-side + centre-crop preprocessing keeps of it. Rendered at
+    ``supersample`` times the size (default :func:`encoder_supersample`) and box-averaged.
+    Returns uint8 RGB (never MatterSim's BGR).
+    """
+    faces = _check_faces(faces)
+    factor = encoder_supersample(faces.shape[1], size, vfov) if supersample is None else supersample
+    if factor < 1:
+        raise ValueError(f"supersample must be >= 1, got {factor}")
+    big = render_views(faces, pose, size * factor, size * factor, vfov, views)  # [V, fS, fS, 3]
+    if factor == 1:
+        return big
+    blocks = big.reshape(big.shape[0], size, factor, size, factor, _RGB)
+    mean = blocks.mean(axis=(2, 4), dtype=np.float32)  # [V, S, S, 3]
+    return np.round(mean).astype(np.uint8)

@@ -25,3 +25,20 @@ def real_data_root() -> Path:
 @pytest.fixture(scope="session")
 def real_data_dir() -> Path:
     return real_data_root()
+
+
+#: Seed of the tiny synthetic world every test directory shares.
+TINY_WORLD_SEED = 0
+
+
+@pytest.fixture(scope="session")
+def tiny_synthetic_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Data root of the synthetic ``tiny`` preset, seed 0, built once per session (seconds).
+
+    Read-only for tests: copy it before writing into it.
+    """
+    from envs.synthetic.writer import build_world
+
+    out = tmp_path_factory.mktemp("tiny_synthetic_world")
+    build_world(out, preset="tiny", seed=TINY_WORLD_SEED, workers=1)
+    return out

@@ -27,6 +27,7 @@ import copy
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from open_clip.modified_resnet import ModifiedResNet
@@ -212,6 +213,20 @@ class CLIPEncoder(nn.Module):
         if not chunks:
             return torch.empty(0, self.embed_dim)
         return torch.cat(chunks)  # [N, E]
+
+    def pixels_to_input(self, pixels: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """uint8 RGB images ``[N, H, W, 3]`` (already at the input size) -> normalized float
+        ``[N, 3, H, W]`` on the CPU, with the model's mean and std (what ``preprocess`` does
+        after resizing and cropping). The batched path for rendered views."""
+        images = torch.as_tensor(pixels)
+        if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != torch.uint8:
+            raise ValueError(
+                f"pixels must be uint8 [N, H, W, 3], got {images.dtype} {tuple(images.shape)}"
+            )
+        mean = torch.tensor(self.preprocess_cfg["mean"], dtype=torch.float32).view(1, 3, 1, 1)
+        std = torch.tensor(self.preprocess_cfg["std"], dtype=torch.float32).view(1, 3, 1, 1)
+        chw = images.permute(0, 3, 1, 2).float().div_(255.0)  # [N, 3, H, W]
+        return chw.sub_(mean).div_(std)
 
     # ------------------------------------------------------------------ text
     def tokenize(self, texts: str | list[str]) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""A tiny synthetic world, built once per test session (a few seconds)."""
+"""The tiny synthetic world under the name these tests use (built once per session)."""
 
 from __future__ import annotations
 
@@ -6,14 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from envs.synthetic.writer import build_world
-
-TINY_SEED = 0
-
 
 @pytest.fixture(scope="session")
-def tiny_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def tiny_world(tiny_synthetic_world: Path) -> Path:
     """Data root of the ``tiny`` preset, seed 0 (read-only for tests: copy before writing)."""
-    out = tmp_path_factory.mktemp("tiny_world")
-    build_world(out, preset="tiny", seed=TINY_SEED, workers=1)
-    return out
+    return tiny_synthetic_world
