@@ -27,10 +27,13 @@ from envs.cubemap import FACE_DOWN, FACE_UP, NUM_FACES, face_directions, lookup,
 from envs.errors import DataError
 from envs.graph import NavGraphs
 from envs.views import (
+    MAX_SUPERSAMPLE,
     SKYBOX_SMALL_FACE_SIZE,
     camera_axes,
     cube_texel_coordinates,
+    encoder_supersample,
     load_skybox_faces,
+    render_encoder_views,
     render_views,
     skybox_dir,
     skybox_face_path,
@@ -407,3 +410,38 @@ def test_bad_skybox_small_names_the_file(tmp_path):
     with pytest.raises(DataError, match="cannot decode") as err:
         load_skybox_faces(tmp_path, "vp")
     assert err.value.path == str(path)
+
+
+# ---------------------------------------------------------------------------- encoder views
+
+
+def test_encoder_supersample_matches_texel_density():
+    # A 60-degree view of a 256-texel face spans ~171 texels: 2x for 112 px, 1x for 224 px.
+    assert encoder_supersample(256, 112) == 2
+    assert encoder_supersample(256, 224) == 1
+    # Real 1024-px Matterport faces at CLIP's 224 px: ~683 texels, 3x.
+    assert encoder_supersample(1024, 224) == 3
+    assert encoder_supersample(4096, 32) == MAX_SUPERSAMPLE
+
+
+def test_encoder_views_are_the_centre_square_of_the_mattersim_view(real_pose):
+    rng = np.random.default_rng(0)
+    faces = rng.integers(0, 256, size=(NUM_FACES, 32, 32, 3), dtype=np.uint8)
+    square = render_encoder_views(faces, real_pose, 48, views=[3, 17], supersample=1)
+    # The same camera at 64 x 48 (4:3) shows the square view in its middle 48 columns,
+    # because a square view's horizontal field of view equals the vertical one.
+    wide = render_views(faces, real_pose, width=64, height=48, views=[3, 17])
+    assert square.shape == (2, 48, 48, 3) and square.dtype == np.uint8
+    # Column 8 + j of the 64-px view and column j of the square one look along the same ray.
+    np.testing.assert_array_equal(square, wide[:, :, 8:56])
+
+
+def test_encoder_views_supersampling_averages_blocks(real_pose):
+    rng = np.random.default_rng(1)
+    faces = rng.integers(0, 256, size=(NUM_FACES, 64, 64, 3), dtype=np.uint8)
+    small = render_encoder_views(faces, real_pose, 16, views=[0], supersample=2)
+    big = render_views(faces, real_pose, 32, 32, views=[0]).astype(np.float32)
+    expected = np.round(big.reshape(1, 16, 2, 16, 2, 3).mean(axis=(2, 4)))
+    np.testing.assert_array_equal(small, expected.astype(np.uint8))
+    with pytest.raises(ValueError):
+        render_encoder_views(faces, real_pose, 16, supersample=0)
