@@ -24,7 +24,7 @@ demo: $(STAMP)
 	$(BIN)/clipvil demo
 
 test: $(STAMP)
-	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --durations=15
+	OMP_NUM_THREADS=1 $(BIN)/pytest -q -n $(PYTEST_WORKERS) --durations=15
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
