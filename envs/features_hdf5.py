@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -39,6 +39,8 @@ REBUILD_SUFFIX = ".rebuild"
 WRITER_DTYPES = ("float16", "float32")
 #: Root attribute in which a writer records the feature size ``D``.
 FEATURE_DIM_ATTR = "feature_dim"
+#: Types a writer's root attributes may have (see :class:`HDF5FeatureWriter`).
+AttrValue = str | int | float
 #: Largest finite float16 value.
 FLOAT16_MAX = float(np.finfo(np.float16).max)
 
@@ -134,9 +136,29 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def _readable_datasets(path: Path, feature_dim: int) -> tuple[list[str], bool]:
+def _check_attrs(path: Path, file: h5py.File, attrs: Mapping[str, AttrValue]) -> None:
+    """Refuse to resume a partial file whose recorded attributes differ from ``attrs``."""
+    for key, value in attrs.items():
+        stored = file.attrs.get(key)
+        if isinstance(stored, np.generic):
+            stored = stored.item()
+        if isinstance(stored, bytes):
+            stored = stored.decode("utf-8", "replace")
+        if stored != value:
+            shown = "nothing" if stored is None else repr(stored)
+            raise DataError(
+                path,
+                f"was written with {key} {shown}, not {value!r}: "
+                "resume with the same settings or delete it",
+            )
+
+
+def _readable_datasets(
+    path: Path, feature_dim: int, attrs: Mapping[str, AttrValue] | None = None
+) -> tuple[list[str], bool]:
     """Names of the intact ``[36, feature_dim]`` datasets of a partial file, and whether
-    the whole file is intact (opens, every member reads and passes its checksum)."""
+    the whole file is intact (opens, every member reads and passes its checksum).
+    Raises :class:`DataError` when the file records another feature size or ``attrs``."""
     try:
         file = h5py.File(path, "r")
     except Exception:  # a file killed mid-write can fail in many ways: treat all as unreadable
@@ -151,6 +173,7 @@ def _readable_datasets(path: Path, feature_dim: int) -> tuple[list[str], bool]:
                 f"was written with feature_dim {int(stored_dim)}, not {feature_dim}: "
                 "resume with the same size or delete it",
             )
+        _check_attrs(path, file, attrs or {})
         try:
             names = list(file)
         except Exception:
@@ -176,6 +199,10 @@ class HDF5FeatureWriter:
     exception, or a failing close, keeps the partial file and leaves ``path`` untouched.
     With ``resume=True`` an existing partial file is reopened and :meth:`done` lists
     what it holds; a damaged one is rebuilt from its intact viewpoints.
+
+    ``attrs`` are recorded as root attributes of the file (how the features were made:
+    model, weights, image size, ...); resuming a partial file that records other values
+    raises :class:`DataError`, so one file never mixes features of two settings.
     """
 
     def __init__(
@@ -185,6 +212,7 @@ class HDF5FeatureWriter:
         dtype: str = "float16",
         resume: bool = False,
         flush_every: int = 1,
+        attrs: Mapping[str, AttrValue] | None = None,
     ) -> None:
         if dtype not in WRITER_DTYPES:
             raise ValueError(f"dtype must be one of {WRITER_DTYPES}, got {dtype!r}")
@@ -195,6 +223,11 @@ class HDF5FeatureWriter:
         self.feature_dim = feature_dim
         self.dtype = np.dtype(dtype)
         self.flush_every = flush_every
+        self.attrs = dict(attrs or {})
+        if FEATURE_DIM_ATTR in self.attrs:
+            raise ValueError(f"attrs may not set {FEATURE_DIM_ATTR!r} (the writer records it)")
+        if any(not isinstance(v, AttrValue) or isinstance(v, bool) for v in self.attrs.values()):
+            raise ValueError(f"attrs values must be str, int or float, got {self.attrs}")
         if self.path.is_dir():
             raise DataError(self.path, "is a directory, expected an HDF5 file")
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -211,12 +244,14 @@ class HDF5FeatureWriter:
         except OSError as err:
             raise DataError(path, f"cannot create HDF5 file ({err})") from None
         file.attrs[FEATURE_DIM_ATTR] = self.feature_dim
+        for key, value in self.attrs.items():
+            file.attrs[key] = value
         file.flush()
         return file
 
     def _reopen(self) -> h5py.File:
         """Reopen the partial file for appending, rebuilding it first if it is damaged."""
-        readable, intact = _readable_datasets(self.partial_path, self.feature_dim)
+        readable, intact = _readable_datasets(self.partial_path, self.feature_dim, self.attrs)
         if not intact:
             rebuilt_path = Path(f"{self.partial_path}{REBUILD_SUFFIX}")
             with self._create(rebuilt_path) as rebuilt:

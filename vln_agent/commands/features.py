@@ -1,0 +1,159 @@
+"""``clipvil features``: encode every viewpoint's 36 views into an HDF5 feature file.
+
+The paper's three image towers share the architecture and this pipeline:
+
+* ``--encoder clip``: CLIP weights, a pretrained tag (``openai``) or a weight file;
+* ``--encoder supervised``: a checkpoint of ``clipvil pretrain-supervised`` (a clipvil
+  encoder checkpoint whose metadata says ``"encoder_kind": "supervised"``);
+* ``--encoder random``: a random init of ``--model`` drawn with ``--seed``.
+
+The features are :meth:`~vln_agent.encoders.CLIPEncoder.encode_image` of RGB views (see
+:mod:`vln_agent.extract`); the file records the model, weights, kind and image size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from vln_agent.encoders import CLIPEncoder
+
+NAME = "features"
+HELP = "Render and encode the 36 views of every viewpoint into an HDF5 feature file."
+
+ENCODER_KINDS = ("clip", "supervised", "random")
+#: Where a clipvil checkpoint records how its image tower was trained.
+ENCODER_KIND_KEY = "encoder_kind"
+#: ``pretrained`` attribute recorded for a random init.
+NO_WEIGHTS = "none"
+
+
+def _integer(text: str, minimum: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+    return value
+
+
+def _positive(text: str) -> int:
+    return _integer(text, 1)
+
+
+def _non_negative(text: str) -> int:
+    return _integer(text, 0)
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    from vln_agent.extract import DEFAULT_BATCH_SIZE, DEFAULT_WORKERS
+
+    parser.add_argument(
+        "--data", type=Path, required=True, help="data root (connectivity/, v1/scans/ skyboxes)"
+    )
+    parser.add_argument("--model", required=True, help="open_clip or clipvil model name")
+    parser.add_argument(
+        "--pretrained",
+        help="weights: a pretrained tag or a weight file (clip), a checkpoint (supervised)",
+    )
+    parser.add_argument(
+        "--encoder",
+        choices=ENCODER_KINDS,
+        default="clip",
+        help="how the image tower was trained (default: clip)",
+    )
+    parser.add_argument(
+        "--seed", type=_non_negative, default=0, help="seed of --encoder random (default: 0)"
+    )
+    parser.add_argument("--out", type=Path, required=True, help="HDF5 file to write (.h5)")
+    parser.add_argument("--scans", help="comma-separated scans (default: every scan)")
+    parser.add_argument(
+        "--float16", action="store_true", help="store float16 (half the size; default float32)"
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=_positive,
+        default=DEFAULT_BATCH_SIZE,
+        help=f"viewpoints per encoder batch, 36 images each (default: {DEFAULT_BATCH_SIZE})",
+    )
+    parser.add_argument(
+        "--workers",
+        type=_non_negative,
+        default=DEFAULT_WORKERS,
+        help=f"threads that decode and render (default: {DEFAULT_WORKERS}; 0: no overlap)",
+    )
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--limit", type=_non_negative, help=argparse.SUPPRESS)
+
+
+def run(args: argparse.Namespace) -> int:
+    from vln_agent.extract import extract_features
+
+    encoder, attrs = build_encoder(args)
+    scans = [s for s in args.scans.split(",") if s] if args.scans else None
+    result = extract_features(
+        args.data,
+        encoder,
+        args.out,
+        scans,
+        batch_size=args.batch_size,
+        workers=args.workers,
+        dtype="float16" if args.float16 else "float32",
+        progress=not args.no_progress,
+        limit=args.limit,
+        attrs=attrs,
+    )
+    resumed = result.viewpoints - result.encoded
+    print(
+        f"wrote [36, {result.feature_dim}] features of {result.viewpoints} viewpoints to "
+        f"{result.path}" + (f" ({resumed} kept from an interrupted run)" if resumed else "")
+    )
+    return 0
+
+
+def build_encoder(args: argparse.Namespace) -> tuple[CLIPEncoder, dict[str, str | int]]:
+    """The encoder the options ask for, and the attributes that describe it in the file."""
+    import torch
+
+    from envs.errors import DataError
+    from vln_agent.encoders import create_encoder, resolve_pretrained
+    from vln_agent.encoders.encoder import check_precision
+
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise DataError("--device", "cuda asked for, but torch sees no GPU")
+    try:
+        check_precision(args.precision, args.device)
+    except ValueError as err:
+        raise DataError("--precision", str(err)) from None
+    attrs: dict[str, str | int] = {"encoder_kind": args.encoder}
+    if args.encoder == "random":
+        if args.pretrained:
+            raise DataError(args.pretrained, "--encoder random takes no --pretrained weights")
+        torch.manual_seed(args.seed)
+        attrs.update(pretrained=NO_WEIGHTS, seed=args.seed)
+        pretrained = None
+    else:
+        if not args.pretrained:
+            raise DataError("--pretrained", f"required with --encoder {args.encoder}")
+        source = resolve_pretrained(args.model, args.pretrained)
+        if args.encoder == "supervised" and source.tag is not None:
+            raise DataError(
+                args.pretrained,
+                "is a pretrained tag; --encoder supervised needs a checkpoint of "
+                "clipvil pretrain-supervised",
+            )
+        kind = (source.metadata or {}).get(ENCODER_KIND_KEY)
+        if kind is not None and kind != args.encoder:
+            raise DataError(
+                args.pretrained, f"holds a {kind!r} encoder, not {args.encoder!r} (--encoder)"
+            )
+        pretrained = args.pretrained
+        attrs["pretrained"] = source.tag or os.path.abspath(args.pretrained)
+    encoder = create_encoder(args.model, pretrained, device=args.device, precision=args.precision)
+    return encoder, attrs
