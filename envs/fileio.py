@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -56,3 +57,19 @@ def write_json(path: str | os.PathLike[str], data: Any, indent: int | None = 2) 
     with atomic_write(path) as f:
         json.dump(data, f, indent=indent)
         f.write("\n")
+
+
+#: Bytes read at a time when hashing a file.
+HASH_CHUNK_BYTES = 1 << 20
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """Hex SHA-256 of a file's bytes (how checkpoint cards and feature files name weights)."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(HASH_CHUNK_BYTES), b""):
+                digest.update(chunk)
+    except OSError as err:
+        raise DataError(path, f"cannot read ({err.strerror or err})") from None
+    return digest.hexdigest()

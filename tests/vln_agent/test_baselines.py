@@ -1,4 +1,4 @@
-"""The no-learning baselines and the demo command on the real data."""
+"""The no-learning baselines on the real data (the demo is tested in test_demo.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ from envs.episodes import load_episodes
 from envs.evaluate import evaluate
 from envs.graph import NavGraphs
 from vln_agent.baselines import random_walk_predictions
-from vln_agent.cli import main
 
 
 def test_random_walk_is_valid_and_deterministic(real_data_dir):
@@ -18,16 +17,11 @@ def test_random_walk_is_valid_and_deterministic(real_data_dir):
     for episode in episodes:
         trajectory = first[episode.instr_id]
         assert trajectory[0][0] == episode.start
-        moves = [a for (a, _, _), (b, _, _) in zip(trajectory, trajectory[1:], strict=False) if a != b]
+        moves = [
+            a for (a, _, _), (b, _, _) in zip(trajectory, trajectory[1:], strict=False) if a != b
+        ]
         assert len(moves) == 5  # every move changes viewpoint
     # evaluate() validates every move is a graph edge; a random walk rarely succeeds.
     summary = evaluate(graphs, episodes, first, "random walk").summary
     assert summary["num_instructions"] == 150
     assert summary["sr"] < 0.3 and summary["tl"] > 5.0
-
-
-def test_demo_prints_both_agents(real_data_dir, capsys):
-    assert main(["demo", "--data", str(real_data_dir), "--splits", "val_seen"]) == 0
-    out = capsys.readouterr().out
-    oracle = next(line for line in out.splitlines() if "shortest-path oracle" in line)
-    assert "100.0" in oracle and "random walk" in out

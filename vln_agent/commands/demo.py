@@ -1,7 +1,14 @@
 """``clipvil demo``: the main job on the embedded default, with a printed results table.
 
-Until the navigation agent lands, the demo scores the two no-learning baselines — the
-shortest-path oracle and a random walk in the simulator — on the R2R validation splits.
+1. builds the ``small`` synthetic world (or reuses it: a finished build is never redone);
+2. extracts its panorama features with the shipped small CLIP (``checkpoints/``), resuming a
+   killed extraction and reusing a finished one made with the same weights;
+3. evaluates the shipped follower on val_seen and val_unseen with the official metrics,
+   beside two no-learning references on the same splits (shortest-path oracle, random walk),
+   and writes the submissions, metrics and episode maps;
+4. scores the same references on the real R2R splits (``../shared/r2r_real``) when present,
+   to show that the same evaluator runs on the real graphs;
+5. prints the commands that train an agent from scratch.
 """
 
 from __future__ import annotations
@@ -11,9 +18,23 @@ import time
 from pathlib import Path
 
 NAME = "demo"
-HELP = "Evaluate the baseline agents on the R2R validation splits and print the metrics."
+HELP = (
+    "Build the small synthetic world, extract CLIP features, evaluate the shipped agent "
+    "on val_seen and val_unseen, and print the metrics."
+)
 
 DEFAULT_SPLITS = ("val_seen", "val_unseen")
+DEFAULT_WORLD = Path("data/small")
+DEFAULT_OUT = Path("runs/demo")
+#: The world the shipped checkpoints were trained on.
+DEMO_PRESET = "small"
+DEMO_SEED = 0
+#: Shipped checkpoints (see checkpoints/*.md for their cards).
+ENCODER_CHECKPOINT = "clipvil-small-synthetic.pt"
+ENCODER_MODEL = "clipvil-small"
+FOLLOWER_CHECKPOINT = "follower-small-clip.pt"
+FEATURES_NAME = "clipvil-small-clip.h5"
+DEMO_MAPS = 4
 
 
 def default_real_data() -> Path:
@@ -23,40 +44,177 @@ def default_real_data() -> Path:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--data",
-        type=Path,
-        default=None,
-        help="data root with connectivity/ and R2R_{split}.json (default: ../shared/r2r_real)",
+        "--world", type=Path, default=DEFAULT_WORLD, help="where the small world lives or goes"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT, help="submissions, metrics and episode maps"
     )
     parser.add_argument("--splits", nargs="+", default=list(DEFAULT_SPLITS))
+    parser.add_argument("--workers", type=int, default=2, help="processes/threads for the world")
+    parser.add_argument(
+        "--real",
+        type=Path,
+        default=None,
+        help="real R2R data root for the reference agents (default: ../shared/r2r_real if present)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the random walk")
+    parser.add_argument(
+        "--preset", default=DEMO_PRESET, help="world preset (the shipped agent knows 'small')"
+    )
+    parser.add_argument(
+        "--encoder-checkpoint",
+        type=Path,
+        default=None,
+        help=f"CLIP weights for the features (default: shipped {ENCODER_CHECKPOINT})",
+    )
+    parser.add_argument("--encoder-model", default=ENCODER_MODEL, help="its open_clip model name")
+    parser.add_argument(
+        "--follower-checkpoint",
+        type=Path,
+        default=None,
+        help=f"the agent to evaluate (default: shipped {FOLLOWER_CHECKPOINT})",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
+    from envs.errors import DataError
+    from envs.synthetic.writer import build_world
+
+    encoder = args.encoder_checkpoint or shipped(ENCODER_CHECKPOINT)
+    follower = args.follower_checkpoint or shipped(FOLLOWER_CHECKPOINT)
+    for path in (encoder, follower):
+        if not path.is_file():
+            raise DataError(path, "no such checkpoint file")
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+
+    step = time.perf_counter()
+    print(f"[1/4] synthetic world ({args.preset}, seed {DEMO_SEED}) in {args.world}")
+    build_world(args.world, preset=args.preset, seed=DEMO_SEED, workers=args.workers)
+    timings["world"] = time.perf_counter() - step
+
+    step = time.perf_counter()
+    features = args.world / "features" / FEATURES_NAME
+    print(f"[2/4] CLIP features -> {features}")
+    ensure_features(args.world, features, encoder, args.encoder_model, args.workers)
+    timings["features"] = time.perf_counter() - step
+
+    step = time.perf_counter()
+    print(f"[3/4] shipped follower on {', '.join(args.splits)} -> {args.out}")
+    rows = evaluate_world(follower, args.world, features, args.splits, args.out, args.seed)
+    timings["evaluation"] = time.perf_counter() - step
+
+    step = time.perf_counter()
+    real = args.real if args.real is not None else default_real_data()
+    real_rows = []
+    if (real / "connectivity").is_dir():
+        print(f"[4/4] the same evaluator on the real R2R splits in {real}")
+        real_rows = reference_rows(real, args.splits, args.seed)
+    else:
+        print(f"[4/4] no real R2R data at {real}: skipped")
+    timings["real data"] = time.perf_counter() - step
+
+    print()
+    print(f"synthetic world: {args.world}")
+    print(format_results(rows))
+    if real_rows:
+        print()
+        print(f"real R2R data: {real}")
+        print(format_results(real_rows))
+    print()
+    print(f"maps, submissions and metrics: {args.out}/<split>/")
+    spent = ", ".join(f"{name} {seconds:.0f} s" for name, seconds in timings.items())
+    print(f"time: {time.perf_counter() - started:.0f} s ({spent})")
+    print()
+    print(how_to_train(args.world, features, args.encoder_model))
+    return 0
+
+
+def shipped(name: str) -> Path:
+    """A checkpoint shipped in ``checkpoints/``; a one-line error when it is missing."""
+    from checkpoints import checkpoint_path
+
+    return checkpoint_path(name)
+
+
+def ensure_features(
+    world: Path, features: Path, encoder_path: Path, model: str, workers: int
+) -> None:
+    """Extract the world's features with the shipped CLIP, unless a finished file made with
+    the same weights is already there (a killed run is resumed)."""
+    import h5py
+
+    from envs.fileio import file_sha256
+    from vln_agent.encoders import create_encoder
+    from vln_agent.extract import extract_features
+
+    digest = file_sha256(encoder_path)
+    if features.is_file():
+        with h5py.File(features, "r") as f:
+            if f.attrs.get("pretrained_sha256") == digest:
+                print(f"      reusing {features} (made with the shipped encoder)")
+                return
+        features.unlink()
+    encoder = create_encoder(model, pretrained=encoder_path)
+    attrs = {"encoder": "clip", "pretrained": encoder_path.name, "pretrained_sha256": digest}
+    extract_features(world, encoder, features, workers=workers, dtype="float16", attrs=attrs)
+
+
+def evaluate_world(
+    follower: Path, world: Path, features: Path, splits: list[str], out: Path, seed: int
+) -> list[tuple[str, str, dict[str, float], float]]:
+    """The shipped follower and the two references on each split of the synthetic world."""
+    from vln_agent.evaluate_run import evaluate_checkpoint
+
+    rows = []
+    for split in splits:
+        start = time.perf_counter()
+        summary = evaluate_checkpoint(follower, world, features, split, out / split, maps=DEMO_MAPS)
+        if summary is not None:
+            rows.append((split, "CLIP follower", summary, time.perf_counter() - start))
+        rows.extend(reference_rows(world, [split], seed))
+    return rows
+
+
+def reference_rows(
+    data: Path, splits: list[str], seed: int
+) -> list[tuple[str, str, dict[str, float], float]]:
+    """Shortest-path oracle and random walk, scored by the official metrics."""
     from envs.episodes import load_episodes
     from envs.evaluate import evaluate, shortest_path_predictions
     from envs.graph import NavGraphs
     from vln_agent.baselines import random_walk_predictions
 
-    data = args.data or default_real_data()
     graphs = NavGraphs(data)
-    rows: list[tuple[str, str, dict[str, float], float]] = []
-    for split in args.splits:
+    rows = []
+    for split in splits:
         episodes = load_episodes(data, split)
         agents = {
             "shortest-path oracle": lambda eps=episodes: shortest_path_predictions(graphs, eps),
-            "random walk": lambda eps=episodes: random_walk_predictions(
-                graphs, eps, seed=args.seed
-            ),
+            "random walk": lambda eps=episodes: random_walk_predictions(graphs, eps, seed=seed),
         }
         for agent, predict in agents.items():
             start = time.perf_counter()
             predictions = predict()
             summary = evaluate(graphs, episodes, predictions, source=f"{agent} on {split}").summary
             rows.append((split, agent, summary, time.perf_counter() - start))
-    print(f"data: {data}")
-    print(format_results(rows))
-    return 0
+    return rows
+
+
+def how_to_train(world: Path, features: Path, model: str) -> str:
+    """The commands that make the shipped checkpoints from scratch."""
+    return "\n".join(
+        [
+            "train your own (see README.md, 'Training'):",
+            f"  clipvil pretrain-clip --data {world} --out runs/clip.pt",
+            f"  clipvil features --data {world} --model {model} --pretrained runs/clip.pt "
+            "--out runs/clip.h5 --float16",
+            f"  clipvil train-vln --data {world} --features runs/clip.h5 --out runs/follower",
+            f"  clipvil eval-vln --checkpoint runs/follower/best.pt --data {world} "
+            "--features runs/clip.h5 --split val_unseen --out runs/eval",
+            f"(or with the shipped encoder's features: --features {features})",
+        ]
+    )
 
 
 def format_results(rows: list[tuple[str, str, dict[str, float], float]]) -> str:

@@ -1,0 +1,74 @@
+"""``clipvil demo`` end to end on the tiny synthetic world, and the shipped checkpoints."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+
+from envs.fileio import write_json
+from vln_agent.cli import main
+from vln_agent.encoders import create_encoder, save_encoder
+
+TINY_SETTINGS = {
+    "batch_size": 4,
+    "hidden_size": 32,
+    "word_embedding_size": 16,
+    "eval_every": 2,
+    "max_actions": 10,
+    "device": "cpu",
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_demo_inputs(tiny_synthetic_world, tmp_path_factory):
+    """A copy of the tiny world, a tiny random CLIP file and a follower trained 2 iterations
+    on that CLIP's features (what the shipped checkpoints are for the small world)."""
+    root = tmp_path_factory.mktemp("demo")
+    world = root / "world"
+    shutil.copytree(tiny_synthetic_world, world)
+    torch.manual_seed(0)
+    encoder_file = save_encoder(create_encoder("clipvil-tiny"), root / "clip.pt")
+    features = root / "features.h5"
+    argv = ["features", "--data", str(world), "--model", "clipvil-tiny"]
+    argv += ["--pretrained", str(encoder_file), "--out", str(features), "--no-progress"]
+    assert main(argv) == 0
+    settings = root / "settings.json"
+    write_json(settings, TINY_SETTINGS)
+    argv = ["train-vln", "--data", str(world), "--features", str(features), "--out"]
+    argv += [str(root / "run"), "--config", str(settings), "--iterations", "2", "--no-progress"]
+    assert main(argv) == 0
+    return world, encoder_file, root / "run" / "best.pt"
+
+
+def test_demo_evaluates_the_agent_and_the_references(tiny_demo_inputs, tmp_path, capsys):
+    world, encoder_file, follower = tiny_demo_inputs
+    out = tmp_path / "out"
+    argv = ["demo", "--world", str(world), "--preset", "tiny", "--out", str(out)]
+    argv += ["--encoder-checkpoint", str(encoder_file), "--encoder-model", "clipvil-tiny"]
+    argv += ["--follower-checkpoint", str(follower), "--splits", "val_unseen"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    table = [line for line in printed.splitlines() if line.startswith("val_unseen")]
+    agents = [line.split()[1] for line in table]
+    assert agents[:3] == ["CLIP", "shortest-path", "random"]  # synthetic world rows first
+    oracle = next(line for line in table if "shortest-path oracle" in line)
+    assert oracle.split()[6] == "100.0"  # SR of the oracle
+    assert (out / "val_unseen" / "metrics_val_unseen.json").is_file()
+    assert list((out / "val_unseen").glob("**/*.png")), "episode maps are drawn"
+    assert "real R2R data" in printed  # the references also ran on ../shared/r2r_real
+    assert "clipvil train-vln" in printed
+    # A second run reuses the world and the features (same encoder file).
+    assert main(argv) == 0
+    assert "reusing" in capsys.readouterr().out
+
+
+def test_demo_names_a_missing_checkpoint(tiny_demo_inputs, tmp_path, capsys):
+    world, encoder_file, _ = tiny_demo_inputs
+    argv = ["demo", "--world", str(world), "--preset", "tiny", "--out", str(tmp_path / "out")]
+    argv += ["--encoder-checkpoint", str(encoder_file), "--encoder-model", "clipvil-tiny"]
+    argv += ["--follower-checkpoint", str(tmp_path / "missing.pt")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "missing.pt" in err and "\n" not in err
