@@ -17,10 +17,13 @@ from vln_agent.commands import (
     eval_r2r,
     eval_vln,
     features,
+    pretrain_clip,
+    pretrain_supervised,
     sample_paths,
     train_speaker,
     train_vln,
     world,
+    zeroshot,
 )
 from vln_agent.commands import map as map_command
 
@@ -36,6 +39,9 @@ COMMANDS: tuple[ModuleType, ...] = (
     eval_vln,
     train_speaker,
     sample_paths,
+    pretrain_clip,
+    pretrain_supervised,
+    zeroshot,
 )
 
 EXIT_BAD_INPUT = 2

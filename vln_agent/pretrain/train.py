@@ -1,0 +1,463 @@
+"""The pretraining loop shared by ``clipvil pretrain-clip`` and ``clipvil pretrain-supervised``.
+
+A run trains a clipvil encoder (random init) on the captioned views of the TRAIN houses
+(the scans of ``DIR/R2R_train.json``) with one objective of :mod:`.objectives`: AdamW
+(no weight decay on gains, biases and the temperature, as open_clip), linear warmup then
+cosine decay, gradient clipping, mild colour jitter. Each epoch is a fresh permutation of
+the views (drawn from ``(seed, epoch)``); each step's caption choice and jitter come from
+``(seed, step)``, so a run resumed from its last checkpoint (``RUN_DIR/latest.pt``: model,
+optimizer, scheduler, random states, step) continues exactly as if never stopped.
+
+After every epoch the encoder is scored zero-shot on the held-out ``eval_split`` houses
+(:mod:`.zeroshot`); the logs go to ``RUN_DIR/log.csv`` and ``RUN_DIR/tensorboard``. The
+result is a half-precision encoder checkpoint (:func:`vln_agent.encoders.save_encoder`)
+that ``create_encoder(model, pretrained=FILE)`` loads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from envs.errors import DataError
+from envs.fileio import read_json
+from vln_agent.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
+from vln_agent.encoders import CLIPEncoder, create_encoder, save_encoder
+from vln_agent.pretrain.data import (
+    CaptionedView,
+    LabelSpace,
+    color_jitter,
+    load_captioned_views,
+    load_view_labels,
+    render_view_cache,
+    split_scans,
+)
+from vln_agent.pretrain.objectives import (
+    CLIP_KIND,
+    SUPERVISED_KIND,
+    ContrastiveObjective,
+    SupervisedObjective,
+)
+from vln_agent.pretrain.zeroshot import EvalViews, evaluate_views, load_eval_views
+from vln_agent.runlog import RunLog
+
+#: The split whose houses pretraining may see.
+TRAIN_SPLIT = "train"
+OBJECTIVES = (CLIP_KIND, SUPERVISED_KIND)
+#: Settings that may differ between a run and its resumption (they do not change results).
+RESUMABLE_CHANGES = ("threads", "render_workers", "device")
+#: Salt of the per-step random stream (caption choice, jitter).
+_STEP_STREAM = 1
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """Settings of a pretraining run (defaults: a small CLIP in ~15-20 CPU minutes)."""
+
+    #: clipvil / open_clip model name (trained from a random init).
+    model: str = "clipvil-small"
+    #: Passes over the training views.
+    epochs: int = 8
+    #: Views per step (the contrastive loss has ``batch_size - 1`` negatives per pair).
+    batch_size: int = 128
+    #: Peak AdamW learning rate.
+    learning_rate: float = 5e-4
+    #: Steps of linear warmup before the cosine decay to zero.
+    warmup_steps: int = 50
+    #: AdamW weight decay (not applied to gains, biases and the temperature).
+    weight_decay: float = 0.1
+    #: AdamW betas and epsilon (CLIP's).
+    beta1: float = 0.9
+    beta2: float = 0.98
+    eps: float = 1e-6
+    #: Gradients are clipped to this global norm.
+    grad_clip: float = 1.0
+    #: Brightness/contrast jitter: factors in ``1 +- color_jitter`` (0 disables it).
+    color_jitter: float = 0.1
+    seed: int = 0
+    #: torch intra-op threads (the CPU is shared: 1 or 2).
+    threads: int = 2
+    #: Processes rendering the view cache.
+    render_workers: int = 2
+    #: Log training statistics every this many steps.
+    log_every: int = 10
+    #: Save the resumable state every this many steps (and after every epoch).
+    checkpoint_every: int = 50
+    #: Held-out split scored zero-shot after every epoch ("" for none).
+    eval_split: str = "val_unseen"
+    #: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        positive = ("epochs", "batch_size", "threads", "render_workers", "log_every")
+        for name in (*positive, "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.learning_rate <= 0 or self.warmup_steps < 0 or self.color_jitter < 0:
+            raise ValueError("learning_rate must be > 0, warmup_steps and color_jitter >= 0")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
+
+
+def load_pretrain_config(path: str | os.PathLike[str] | None, **overrides: Any) -> PretrainConfig:
+    """Settings from a JSON file (unknown keys and wrong types are errors), then ``overrides``."""
+    values: dict[str, Any] = {}
+    source = path or "pretraining settings"
+    if path is not None:
+        data = read_json(path)
+        if not isinstance(data, dict):
+            raise DataError(path, "expected a JSON object of pretraining settings")
+        values.update(data)
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    fields = {f.name: f for f in dataclasses.fields(PretrainConfig)}
+    for name, value in values.items():
+        if name not in fields:
+            raise DataError(source, f"unknown pretraining setting {name!r}")
+        default = fields[name].default
+        if not _same_type(value, default):
+            raise DataError(source, f"setting {name!r} must be like {default!r}, got {value!r}")
+    try:
+        return PretrainConfig(**values)
+    except (TypeError, ValueError) as err:
+        raise DataError(source, str(err)) from None
+
+
+def _same_type(value: Any, default: Any) -> bool:
+    """Whether a setting has its default's type (ints pass as floats, bools only as bools)."""
+    if isinstance(value, bool) or isinstance(default, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    if isinstance(default, float):
+        return isinstance(value, int | float)
+    return type(value) is type(default)
+
+
+def warmup_cosine(warmup_steps: int, total_steps: int):
+    """Learning-rate factor of step ``s``: linear warmup, then cosine decay to 0."""
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+def make_optimizer(module: torch.nn.Module, config: PretrainConfig) -> torch.optim.AdamW:
+    """AdamW without weight decay on gains, biases and the temperature (open_clip's rule)."""
+    decay, no_decay = [], []
+    for name, param in module.named_parameters():
+        if not param.requires_grad:
+            continue
+        exempt = param.ndim < 2 or "bias" in name or "ln" in name or "logit_scale" in name
+        (no_decay if exempt else decay).append(param)
+    return torch.optim.AdamW(
+        [
+            {"params": no_decay, "weight_decay": 0.0},
+            {"params": decay, "weight_decay": config.weight_decay},
+        ],
+        lr=config.learning_rate,
+        betas=(config.beta1, config.beta2),
+        eps=config.eps,
+    )
+
+
+def tokenize_captions(encoder: CLIPEncoder, views: list[CaptionedView]) -> torch.Tensor:
+    """``[N, K, L]`` token ids of every view's captions (fewer than ``K`` are cycled)."""
+    count = max(len(v.captions) for v in views)
+    texts = [v.captions[k % len(v.captions)] for v in views for k in range(count)]
+    return encoder.tokenize(texts).reshape(len(views), count, -1)
+
+
+def build_objective(
+    kind: str, encoder: CLIPEncoder, data_dir: Path, views: list[CaptionedView]
+) -> ContrastiveObjective | SupervisedObjective:
+    """The objective ``kind`` with the targets of ``views``."""
+    if kind == CLIP_KIND:
+        return ContrastiveObjective(encoder, tokenize_captions(encoder, views))
+    if kind == SUPERVISED_KIND:
+        labels = load_view_labels(data_dir, views)
+        space = LabelSpace()
+        return SupervisedObjective(
+            encoder,
+            torch.from_numpy(space.room_index(labels, str(data_dir / "scenes"))),
+            torch.from_numpy(space.object_multi_hot(labels, str(data_dir / "scenes"))),
+            space,
+        )
+    raise ValueError(f"objective must be one of {OBJECTIVES}, got {kind!r}")
+
+
+def default_run_dir(out: Path) -> Path:
+    """``{out stem}_run/`` beside the output checkpoint: logs and the resumable state."""
+    return out.with_name(f"{out.stem}_run")
+
+
+def default_cache_dir(out: Path) -> Path:
+    """``view_cache/`` beside the output checkpoint (shared by both objectives)."""
+    return out.parent / "view_cache"
+
+
+class Pretrainer:
+    """One pretraining run: data, encoder, objective, optimizer, logs and checkpoints."""
+
+    def __init__(
+        self,
+        kind: str,
+        data_dir: str | os.PathLike[str],
+        out: str | os.PathLike[str],
+        config: PretrainConfig,
+        run_dir: str | os.PathLike[str] | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        resume: bool = False,
+        progress: bool = True,
+    ) -> None:
+        if kind not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {OBJECTIVES}, got {kind!r}")
+        self.kind, self.config, self.progress = kind, config, progress
+        self.data_dir, self.out = Path(data_dir), Path(out)
+        self.run_dir = Path(run_dir) if run_dir else default_run_dir(self.out)
+        self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir(self.out)
+        self.device = torch.device(
+            ("cuda" if torch.cuda.is_available() else "cpu")
+            if config.device == "auto"
+            else config.device
+        )
+        self.scans = split_scans(self.data_dir, TRAIN_SPLIT)
+        self.views = load_captioned_views(self.data_dir, self.scans)
+        self.steps_per_epoch = len(self.views) // config.batch_size
+        if self.steps_per_epoch == 0:
+            raise DataError(
+                self.data_dir / "captions.json",
+                f"{len(self.views)} training views, fewer than one batch of {config.batch_size}",
+            )
+        self.total_steps = config.epochs * self.steps_per_epoch
+        torch.manual_seed(config.seed)
+        self.encoder = create_encoder(config.model, device=self.device)
+        height, width = self.encoder.image_size
+        if height != width:
+            raise ValueError(
+                f"{config.model}: pretraining renders square views, not {height}x{width}"
+            )
+        self.pixels = render_view_cache(
+            self.data_dir, self.views, height, self.cache_dir, config.render_workers, progress
+        )  # [N, S, S, 3] uint8
+        self.objective = build_objective(kind, self.encoder, self.data_dir, self.views)
+        self.objective.to(self.device)
+        self.optimizer = make_optimizer(self.objective, config)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, warmup_cosine(config.warmup_steps, self.total_steps)
+        )
+        self.step = 0
+        self.seconds = 0.0
+        self.history: list[dict[str, Any]] = []
+        self.epoch_loss: list[float] = []
+        self._orders: dict[int, np.ndarray] = {}
+        self.eval_data: EvalViews | None = None
+        if config.eval_split:
+            self.eval_data = load_eval_views(
+                self.data_dir, config.eval_split, height, self.cache_dir,
+                workers=config.render_workers, progress=progress,
+            )  # fmt: skip
+        if resume:
+            self._resume()
+
+    # ---------------------------------------------------------------- data
+    def batch_rows(self, step: int) -> np.ndarray:
+        """``[B]`` rows of the views of step ``step`` (each view once per epoch)."""
+        epoch, within = divmod(step, self.steps_per_epoch)
+        if epoch not in self._orders:
+            self._orders = {
+                epoch: np.random.default_rng([self.config.seed, epoch]).permutation(len(self.views))
+            }
+        size = self.config.batch_size
+        return self._orders[epoch][within * size : (within + 1) * size]
+
+    def step_rng(self, step: int) -> np.random.Generator:
+        """The random stream of step ``step`` (caption choice, jitter)."""
+        return np.random.default_rng([self.config.seed, _STEP_STREAM, step])
+
+    # ---------------------------------------------------------------- training
+    def train_step(self) -> dict[str, float]:
+        """One optimizer step; returns the loss parts and statistics."""
+        rows = self.batch_rows(self.step)
+        rng = self.step_rng(self.step)
+        pixels = color_jitter(np.asarray(self.pixels[rows]), self.config.color_jitter, rng)
+        images = self.encoder.pixels_to_input(pixels).to(self.device)  # [B, 3, S, S]
+        targets = {k: v.to(self.device) for k, v in self.objective.targets(rows, rng).items()}
+        self.objective.train()
+        parts, stats = self.objective(images, **targets)
+        loss = sum(parts.values())
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.objective.parameters(), self.config.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.objective.after_step()
+        self.step += 1
+        return {
+            "loss": float(loss.detach()),
+            **{k: float(v.detach()) for k, v in parts.items()},
+            **stats,
+            "lr": self.scheduler.get_last_lr()[-1],
+        }
+
+    def train(self, stop_at: int | None = None) -> dict[str, Any] | None:
+        """Train to the end and write the encoder checkpoint; returns its metrics.
+
+        ``stop_at`` ends the run after that many steps (with the resumable state saved,
+        as if killed right after a checkpoint) and returns None.
+        """
+        config = self.config
+        previous_threads = torch.get_num_threads()
+        torch.set_num_threads(config.threads)
+        log = RunLog(self.run_dir, start_iteration=self.step)
+        bar = tqdm(
+            total=self.total_steps, initial=self.step, desc=f"pretrain-{self.kind}",
+            disable=not self.progress,
+        )  # fmt: skip
+        try:
+            while self.step < self.total_steps:
+                started = time.perf_counter()
+                stats = self.train_step()
+                self.seconds += time.perf_counter() - started
+                self.epoch_loss.append(stats["loss"])
+                bar.update(1)
+                bar.set_postfix(loss=f"{stats['loss']:.3f}")
+                if self.step % config.log_every == 0:
+                    log.write(self.step, {f"train/{k}": v for k, v in stats.items()})
+                if self.step % self.steps_per_epoch == 0:
+                    self._end_epoch(log)
+                if self.step % config.checkpoint_every == 0 or self.step == stop_at:
+                    self.save_state()
+                if stop_at is not None and self.step >= stop_at:
+                    return None
+        finally:
+            bar.close()
+            log.close()
+            torch.set_num_threads(previous_threads)
+        return self.save_encoder()
+
+    def _end_epoch(self, log: RunLog) -> None:
+        epoch = self.step // self.steps_per_epoch
+        row: dict[str, Any] = {
+            "epoch": epoch,
+            "train_loss": float(np.mean(self.epoch_loss)),
+            "seconds": self.seconds,
+        }
+        self.epoch_loss = []
+        if self.eval_data is not None:
+            results = evaluate_views(
+                self.encoder, self.eval_data, getattr(self.objective, "heads", None)
+            )
+            row["eval"] = results
+        self.history.append(row)
+        log.write(self.step, _flat_epoch_row(row))
+        self.save_state()
+
+    # ---------------------------------------------------------------- checkpoints
+    @property
+    def state_path(self) -> Path:
+        return self.run_dir / "latest.pt"
+
+    def save_state(self) -> None:
+        """The resumable state: ``RUN_DIR/latest.pt`` (written atomically)."""
+        save_checkpoint(
+            self.state_path,
+            {
+                "kind": f"pretrain-{self.kind}",
+                "model_config": self.encoder.model_config,
+                "train_config": dataclasses.asdict(self.config),
+                "state_dict": self.objective.state_dict(),
+                "step": self.step,
+                "metrics": self.history,
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "rng": {
+                    "global": capture_rng(),
+                    "seconds": self.seconds,
+                    "epoch_loss": list(self.epoch_loss),
+                },
+            },
+        )
+
+    def _resume(self) -> None:
+        path = self.state_path
+        payload = load_checkpoint(path, kind=f"pretrain-{self.kind}")
+        saved, current = payload["train_config"], dataclasses.asdict(self.config)
+        changed = sorted(
+            k for k in current if k not in RESUMABLE_CHANGES and saved.get(k) != current[k]
+        )
+        if changed:
+            raise DataError(path, f"was saved with other settings: {', '.join(changed)}")
+        try:
+            self.objective.load_state_dict(payload["state_dict"])
+            self.optimizer.load_state_dict(payload["optimizer"])
+            self.scheduler.load_state_dict(payload["scheduler"])
+        except (RuntimeError, ValueError, KeyError) as err:
+            raise DataError(path, f"does not match this run ({type(err).__name__})") from None
+        self.step = int(payload["step"])
+        self.history = list(payload["metrics"])
+        restore_rng(payload["rng"]["global"])
+        self.seconds = float(payload["rng"]["seconds"])
+        self.epoch_loss = list(payload["rng"]["epoch_loss"])
+
+    def final_metrics(self) -> dict[str, Any]:
+        last = self.history[-1] if self.history else {}
+        return {
+            "epochs": len(self.history),
+            "train_loss": last.get("train_loss"),
+            "train_seconds": self.seconds,
+            "eval": last.get("eval"),
+            "history": [_flat_epoch_row(row) for row in self.history],
+        }
+
+    def save_encoder(self) -> dict[str, Any]:
+        """Write the half-precision encoder checkpoint to ``out``; returns its metrics."""
+        metrics = self.final_metrics()
+        extra = {
+            **self.objective.checkpoint_extra(),
+            "train_config": dataclasses.asdict(self.config),
+            "step": self.step,
+            "metrics": metrics,
+            "data": {
+                "train_scans": len(self.scans),
+                "train_views": len(self.views),
+                "world": _world_identity(self.data_dir),
+            },
+        }
+        save_encoder(self.encoder, self.out, extra=extra, half=True)
+        return metrics
+
+
+def _flat_epoch_row(row: dict[str, Any]) -> dict[str, float]:
+    """An epoch summary as flat ``name: number`` columns for the logs."""
+    flat = {
+        "epoch/train_loss": row["train_loss"],
+        "epoch/seconds": row["seconds"],
+        "epoch/epoch": row["epoch"],
+    }
+    results = row.get("eval")
+    if results:
+        flat["eval/room_accuracy"] = results["room"]["accuracy"]
+        flat["eval/room_level_accuracy"] = results["room"]["level_accuracy"]
+        flat["eval/object_accuracy"] = results["object"]["accuracy"]
+        for name, value in results.get("linear_heads", {}).items():
+            flat[f"eval/heads_{name}"] = value
+    return flat
+
+
+def _world_identity(data_dir: Path) -> dict[str, Any] | None:
+    manifest = data_dir / "manifest.json"
+    if not manifest.is_file():
+        return None
+    data = read_json(manifest)
+    return {k: data.get(k) for k in ("generator", "version", "seed", "preset")}
