@@ -73,3 +73,23 @@ def restore_rng(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if state.get("cuda") is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+#: Entries only a resumed training run needs.
+TRAINING_STATE_KEYS = ("optimizer", "rng")
+
+
+def export_checkpoint(
+    source: str | os.PathLike[str], target: str | os.PathLike[str], **extra: Any
+) -> dict[str, Any]:
+    """Copy a checkpoint without its optimizer and random states (what ships for inference).
+
+    ``extra`` entries are merged into the payload's ``extra`` dict (e.g. a card's provenance).
+    Returns the written payload. The model, its config, vocabulary and metrics are kept, so
+    :func:`load_checkpoint` (and the loaders on top of it) read the result like the source.
+    """
+    payload = load_checkpoint(source)
+    kept = {key: value for key, value in payload.items() if key not in TRAINING_STATE_KEYS}
+    kept["extra"] = {**dict(kept.get("extra") or {}), **extra}
+    save_checkpoint(target, kept)
+    return kept

@@ -335,3 +335,24 @@ def test_cli_bad_input_is_one_line_and_writes_nothing(
     assert lines[0].startswith(f"error: {bad_file}: ")
     assert problem in lines[0]
     assert not (tmp_path / "out").exists()
+
+
+def test_exported_checkpoint_drops_training_state_and_predicts_the_same(tiny_world, tmp_path):
+    from vln_agent.checkpoint import export_checkpoint, load_checkpoint
+
+    run = tmp_path / "run"
+    VLNTrainer(tiny_world.data_dir, tiny_world.features, run, tiny_config(iterations=2)).train(
+        progress=False
+    )
+    shipped = tmp_path / "shipped.pt"
+    export_checkpoint(run / "latest.pt", shipped, card="card.md")
+    payload = load_checkpoint(shipped, kind="follower")
+    assert "optimizer" not in payload and "rng" not in payload
+    assert payload["extra"]["card"] == "card.md" and "feature_size" in payload["extra"]
+    assert shipped.stat().st_size < (run / "latest.pt").stat().st_size
+    original, _, _ = load_follower(run / "latest.pt")
+    exported, _, _ = load_follower(shipped)
+    for (name, a), (_, b) in zip(
+        original.state_dict().items(), exported.state_dict().items(), strict=True
+    ):
+        assert torch.equal(a, b), name
