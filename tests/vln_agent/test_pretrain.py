@@ -19,6 +19,7 @@ from envs.views import load_skybox_faces, render_encoder_views, skybox_dir
 from vln_agent.cli import main
 from vln_agent.encoders import create_encoder, read_checkpoint_metadata, save_encoder
 from vln_agent.pretrain import data as pretrain_data
+from vln_agent.pretrain.config import PretrainConfig
 from vln_agent.pretrain.data import (
     LabelSpace,
     load_captioned_views,
@@ -32,7 +33,7 @@ from vln_agent.pretrain.objectives import (
     SupervisedObjective,
     encode_text_trimmed,
 )
-from vln_agent.pretrain.train import PretrainConfig, Pretrainer, tokenize_captions
+from vln_agent.pretrain.train import Pretrainer, tokenize_captions
 from vln_agent.pretrain.zeroshot import (
     accuracy,
     chance_levels,
@@ -212,7 +213,7 @@ def test_contrastive_loss_overfits_a_fixed_batch(tiny_encoder, fixed_batch):
     assert targets["tokens"].shape == (8, tiny_encoder.context_length)
     losses = _overfit(objective, images, targets)
     assert losses[-1] < 0.3 * losses[0], losses
-    assert float(tiny_encoder.model.logit_scale.exp()) <= 100.0 + 1e-4
+    assert float(tiny_encoder.model.logit_scale.detach().exp()) <= 100.0 + 1e-4
 
 
 def test_trimmed_text_encoding_equals_the_full_one(tiny_encoder, one_torch_thread):

@@ -50,7 +50,8 @@ def configure_pretraining(parser: argparse.ArgumentParser) -> None:
 
 def run_pretraining(args: argparse.Namespace, kind: str) -> int:
     """Train with objective ``kind`` and print the final metrics."""
-    from vln_agent.pretrain.train import Pretrainer, load_pretrain_config
+    from vln_agent.pretrain.config import load_pretrain_config
+    from vln_agent.pretrain.train import Pretrainer
     from vln_agent.pretrain.zeroshot import summary_lines
 
     config = load_pretrain_config(

@@ -14,6 +14,7 @@ them for given rows (:meth:`targets`) and returns its loss parts by name.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Any
 
@@ -59,10 +60,13 @@ class ContrastiveObjective(nn.Module):
         self, images: torch.Tensor, tokens: torch.Tensor
     ) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
         """``[B, 3, H, W]`` images and ``[B, L]`` captions -> loss parts and statistics."""
-        image = self.encoder.encode_image(images, normalize=True)  # [B, E]
-        text = F.normalize(encode_text_trimmed(self.encoder, tokens), dim=-1)  # [B, E]
-        scale = self.encoder.model.logit_scale.exp()  # []
-        loss = self.loss(image, text, scale)
+        image = self.encoder.encode_image(images)  # [B, E]
+        text = encode_text_trimmed(self.encoder, tokens)  # [B, E]
+        with _full_precision(image):
+            image = F.normalize(image.float(), dim=-1)
+            text = F.normalize(text.float(), dim=-1)
+            scale = self.encoder.model.logit_scale.exp()  # []
+            loss = self.loss(image, text, scale)
         with torch.no_grad():
             logits = image @ text.T  # [B, B]
             target = torch.arange(len(image), device=logits.device)
@@ -82,6 +86,11 @@ class ContrastiveObjective(nn.Module):
         return {"encoder_kind": self.kind}
 
 
+def _full_precision(like: torch.Tensor) -> contextlib.AbstractContextManager:
+    """Autocast off on ``like``'s device: losses and heads run in fp32."""
+    return torch.autocast(device_type=like.device.type, enabled=False)
+
+
 def encode_text_trimmed(encoder: CLIPEncoder, tokens: torch.Tensor) -> torch.Tensor:
     """``encoder.encode_text(tokens)`` ``[B, E]``, computed on the positions up to the last
     end-of-text token only.
@@ -98,12 +107,14 @@ def encode_text_trimmed(encoder: CLIPEncoder, tokens: torch.Tensor) -> torch.Ten
     tokens = encoder._tokens(tokens)  # [B, L] on the device, checked
     length = int(tokens.argmax(dim=-1).max()) + 1  # argmax: the end-of-text id is the largest
     tokens = tokens[:, :length]  # [B, l]
-    x = model.token_embedding(tokens) + model.positional_embedding[:length]  # [B, l, W]
-    x = model.transformer(x, attn_mask=model.attn_mask[:length, :length])
-    x = model.ln_final(x)  # [B, l, W]
-    x = x[torch.arange(len(tokens), device=x.device), tokens.argmax(dim=-1)]  # [B, W]
-    projection = model.text_projection
-    return projection(x) if isinstance(projection, nn.Linear) else x @ projection  # [B, E]
+    with encoder._autocast():
+        x = model.token_embedding(tokens) + model.positional_embedding[:length]  # [B, l, W]
+        x = model.transformer(x, attn_mask=model.attn_mask[:length, :length])
+        x = model.ln_final(x)  # [B, l, W]
+        x = x[torch.arange(len(tokens), device=x.device), tokens.argmax(dim=-1)]  # [B, W]
+        projection = model.text_projection
+        x = projection(x) if isinstance(projection, nn.Linear) else x @ projection  # [B, E]
+    return x.float()
 
 
 class LabelHeads(nn.Module):
@@ -157,13 +168,14 @@ class SupervisedObjective(nn.Module):
     ) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
         """``[B, 3, H, W]`` images, ``[B]`` rooms, ``[B, C]`` objects -> loss parts, stats."""
         embedding = self.encoder.encode_image(images)  # [B, E]
-        room_logits, object_logits = self.heads(embedding)  # [B, R], [B, C]
-        room = room.to(room_logits.device)
-        objects = objects.to(object_logits.device)
-        parts = {
-            "room_loss": F.cross_entropy(room_logits, room),
-            "object_loss": F.binary_cross_entropy_with_logits(object_logits, objects),
-        }
+        with _full_precision(embedding):
+            room_logits, object_logits = self.heads(embedding.float())  # [B, R], [B, C]
+            room = room.to(room_logits.device)
+            objects = objects.to(object_logits.device)
+            parts = {
+                "room_loss": F.cross_entropy(room_logits, room),
+                "object_loss": F.binary_cross_entropy_with_logits(object_logits, objects),
+            }
         with torch.no_grad():
             room_accuracy = (room_logits.argmax(1) == room).float().mean()
             object_accuracy = ((object_logits > 0).float() == objects).float().mean()

@@ -16,11 +16,11 @@ that ``create_encoder(model, pretrained=FILE)`` loads.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import math
 import os
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,8 @@ from envs.errors import DataError
 from envs.fileio import read_json
 from vln_agent.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from vln_agent.encoders import CLIPEncoder, create_encoder, save_encoder
+from vln_agent.encoders.encoder import check_precision
+from vln_agent.pretrain.config import PretrainConfig, warmup_cosine
 from vln_agent.pretrain.data import (
     CaptionedView,
     LabelSpace,
@@ -57,99 +59,6 @@ OBJECTIVES = (CLIP_KIND, SUPERVISED_KIND)
 RESUMABLE_CHANGES = ("threads", "render_workers", "device")
 #: Salt of the per-step random stream (caption choice, jitter).
 _STEP_STREAM = 1
-
-
-@dataclass(frozen=True)
-class PretrainConfig:
-    """Settings of a pretraining run (defaults: a small CLIP in ~15-20 CPU minutes)."""
-
-    #: clipvil / open_clip model name (trained from a random init).
-    model: str = "clipvil-small"
-    #: Passes over the training views.
-    epochs: int = 8
-    #: Views per step (the contrastive loss has ``batch_size - 1`` negatives per pair).
-    batch_size: int = 128
-    #: Peak AdamW learning rate.
-    learning_rate: float = 5e-4
-    #: Steps of linear warmup before the cosine decay to zero.
-    warmup_steps: int = 50
-    #: AdamW weight decay (not applied to gains, biases and the temperature).
-    weight_decay: float = 0.1
-    #: AdamW betas and epsilon (CLIP's).
-    beta1: float = 0.9
-    beta2: float = 0.98
-    eps: float = 1e-6
-    #: Gradients are clipped to this global norm.
-    grad_clip: float = 1.0
-    #: Brightness/contrast jitter: factors in ``1 +- color_jitter`` (0 disables it).
-    color_jitter: float = 0.1
-    seed: int = 0
-    #: torch intra-op threads (the CPU is shared: 1 or 2).
-    threads: int = 2
-    #: Processes rendering the view cache.
-    render_workers: int = 2
-    #: Log training statistics every this many steps.
-    log_every: int = 10
-    #: Save the resumable state every this many steps (and after every epoch).
-    checkpoint_every: int = 50
-    #: Held-out split scored zero-shot after every epoch ("" for none).
-    eval_split: str = "val_unseen"
-    #: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
-    device: str = "auto"
-
-    def __post_init__(self) -> None:
-        positive = ("epochs", "batch_size", "threads", "render_workers", "log_every")
-        for name in (*positive, "checkpoint_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.learning_rate <= 0 or self.warmup_steps < 0 or self.color_jitter < 0:
-            raise ValueError("learning_rate must be > 0, warmup_steps and color_jitter >= 0")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
-
-
-def load_pretrain_config(path: str | os.PathLike[str] | None, **overrides: Any) -> PretrainConfig:
-    """Settings from a JSON file (unknown keys and wrong types are errors), then ``overrides``."""
-    values: dict[str, Any] = {}
-    source = path or "pretraining settings"
-    if path is not None:
-        data = read_json(path)
-        if not isinstance(data, dict):
-            raise DataError(path, "expected a JSON object of pretraining settings")
-        values.update(data)
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    fields = {f.name: f for f in dataclasses.fields(PretrainConfig)}
-    for name, value in values.items():
-        if name not in fields:
-            raise DataError(source, f"unknown pretraining setting {name!r}")
-        default = fields[name].default
-        if not _same_type(value, default):
-            raise DataError(source, f"setting {name!r} must be like {default!r}, got {value!r}")
-    try:
-        return PretrainConfig(**values)
-    except (TypeError, ValueError) as err:
-        raise DataError(source, str(err)) from None
-
-
-def _same_type(value: Any, default: Any) -> bool:
-    """Whether a setting has its default's type (ints pass as floats, bools only as bools)."""
-    if isinstance(value, bool) or isinstance(default, bool):
-        return isinstance(value, bool) and isinstance(default, bool)
-    if isinstance(default, float):
-        return isinstance(value, int | float)
-    return type(value) is type(default)
-
-
-def warmup_cosine(warmup_steps: int, total_steps: int):
-    """Learning-rate factor of step ``s``: linear warmup, then cosine decay to 0."""
-
-    def factor(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / warmup_steps
-        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-
-    return factor
 
 
 def make_optimizer(module: torch.nn.Module, config: PretrainConfig) -> torch.optim.AdamW:
@@ -194,6 +103,17 @@ def build_objective(
             space,
         )
     raise ValueError(f"objective must be one of {OBJECTIVES}, got {kind!r}")
+
+
+@contextlib.contextmanager
+def autocast_as(encoder: CLIPEncoder, precision: str) -> Iterator[None]:
+    """Run the encoder's forward passes in ``precision`` (its autocast) for a while."""
+    previous = encoder.precision
+    encoder.precision = check_precision(precision, encoder.device)
+    try:
+        yield
+    finally:
+        encoder.precision = previous
 
 
 def default_run_dir(out: Path) -> Path:
@@ -294,7 +214,8 @@ class Pretrainer:
         images = self.encoder.pixels_to_input(pixels).to(self.device)  # [B, 3, S, S]
         targets = {k: v.to(self.device) for k, v in self.objective.targets(rows, rng).items()}
         self.objective.train()
-        parts, stats = self.objective(images, **targets)
+        with autocast_as(self.encoder, self.config.precision):
+            parts, stats = self.objective(images, **targets)
         loss = sum(parts.values())
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
