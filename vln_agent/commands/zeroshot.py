@@ -19,9 +19,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", default="val_unseen", help="houses to score (val_unseen)")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     parser.add_argument(
-        "--cache", type=Path, help="rendered-view cache folder (default: view_cache/ beside "
-        "the checkpoint)",
-    )  # fmt: skip
+        "--cache",
+        type=Path,
+        help="rendered-view cache folder (default: view_cache/ beside the checkpoint)",
+    )
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default: 2)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 

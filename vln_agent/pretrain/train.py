@@ -116,6 +116,23 @@ def autocast_as(encoder: CLIPEncoder, precision: str) -> Iterator[None]:
         encoder.precision = previous
 
 
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when available, else the CPU; ``cpu`` / ``cuda`` as they are."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def square_input_size(encoder: CLIPEncoder) -> int:
+    """The side of the encoder's (square) input; views are rendered square."""
+    height, width = encoder.image_size
+    if height != width:
+        raise DataError(
+            encoder.model_name, f"pretraining needs a square input, not {height}x{width}"
+        )
+    return height
+
+
 def default_run_dir(out: Path) -> Path:
     """``{out stem}_run/`` beside the output checkpoint: logs and the resumable state."""
     return out.with_name(f"{out.stem}_run")
@@ -146,11 +163,7 @@ class Pretrainer:
         self.data_dir, self.out = Path(data_dir), Path(out)
         self.run_dir = Path(run_dir) if run_dir else default_run_dir(self.out)
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir(self.out)
-        self.device = torch.device(
-            ("cuda" if torch.cuda.is_available() else "cpu")
-            if config.device == "auto"
-            else config.device
-        )
+        self.device = resolve_device(config.device)
         self.scans = split_scans(self.data_dir, TRAIN_SPLIT)
         self.views = load_captioned_views(self.data_dir, self.scans)
         self.steps_per_epoch = len(self.views) // config.batch_size
@@ -162,13 +175,9 @@ class Pretrainer:
         self.total_steps = config.epochs * self.steps_per_epoch
         torch.manual_seed(config.seed)
         self.encoder = create_encoder(config.model, device=self.device)
-        height, width = self.encoder.image_size
-        if height != width:
-            raise ValueError(
-                f"{config.model}: pretraining renders square views, not {height}x{width}"
-            )
+        size = square_input_size(self.encoder)
         self.pixels = render_view_cache(
-            self.data_dir, self.views, height, self.cache_dir, config.render_workers, progress
+            self.data_dir, self.views, size, self.cache_dir, config.render_workers, progress
         )  # [N, S, S, 3] uint8
         self.objective = build_objective(kind, self.encoder, self.data_dir, self.views)
         self.objective.to(self.device)
@@ -184,9 +193,13 @@ class Pretrainer:
         self.eval_data: EvalViews | None = None
         if config.eval_split:
             self.eval_data = load_eval_views(
-                self.data_dir, config.eval_split, height, self.cache_dir,
-                workers=config.render_workers, progress=progress,
-            )  # fmt: skip
+                self.data_dir,
+                config.eval_split,
+                size,
+                self.cache_dir,
+                workers=config.render_workers,
+                progress=progress,
+            )
         if resume:
             self._resume()
 
@@ -242,9 +255,11 @@ class Pretrainer:
         torch.set_num_threads(config.threads)
         log = RunLog(self.run_dir, start_iteration=self.step)
         bar = tqdm(
-            total=self.total_steps, initial=self.step, desc=f"pretrain-{self.kind}",
+            total=self.total_steps,
+            initial=self.step,
+            desc=f"pretrain-{self.kind}",
             disable=not self.progress,
-        )  # fmt: skip
+        )
         try:
             while self.step < self.total_steps:
                 started = time.perf_counter()
