@@ -14,6 +14,9 @@ For each model (random init, native image size), on the same machine in the same
 
 The three cases take turns in each round so that the load of other
 jobs hits them alike; medians over rounds. The ratios are what to compare across machines.
+CPU ms/image is this process's CPU time (all its threads) per image: on a machine shared
+with other jobs, a case with more threads gets a larger share of the cores, so compare the
+CPU column too (on an idle machine, images/s is about cores / CPU seconds per image).
 Without ``--data`` a ``tiny`` synthetic world is built in a temporary folder (seconds).
 """
 
@@ -25,6 +28,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -45,16 +49,27 @@ from vln_agent.extract import (
 DEFAULT_MODELS = {"clipvil-small": (16, 3), "ViT-B-32": (4, 1)}
 
 
-def interleaved_medians(cases: list[Callable[[], object]], repeats: int) -> list[float]:
-    """Median wall time of each case, the cases taking turns in every round, so that a
-    change in the machine's load hits them alike."""
-    times: list[list[float]] = [[] for _ in cases]
+@dataclass
+class Timing:
+    """Medians of one case: wall seconds, and CPU seconds of this process (all threads)."""
+
+    wall: float
+    cpu: float
+
+
+def interleaved_medians(cases: list[Callable[[], object]], repeats: int) -> list[Timing]:
+    """Median wall and CPU time of each case, the cases taking turns in every round, so
+    that a change in the machine's load hits them alike."""
+    times: list[list[tuple[float, float]]] = [[] for _ in cases]
     for _ in range(repeats):
         for case, case_times in zip(cases, times, strict=True):
-            start = time.perf_counter()
+            wall, cpu = time.perf_counter(), time.process_time()
             case()
-            case_times.append(time.perf_counter() - start)
-    return [statistics.median(case_times) for case_times in times]
+            case_times.append((time.perf_counter() - wall, time.process_time() - cpu))
+    return [
+        Timing(statistics.median(t[0] for t in ts), statistics.median(t[1] for t in ts))
+        for ts in times
+    ]
 
 
 def warm_up(data: Path, encoder: CLIPEncoder, out: Path) -> None:
@@ -127,7 +142,7 @@ def measure(args: argparse.Namespace, data: Path, model: str, tmp: Path) -> None
     images = count * NUM_VIEWS
     warm_up(data, encoder, out)
     load = os.getloadavg()[0]
-    ceiling_s, pipeline_s, plain_s = interleaved_medians(
+    timings = interleaved_medians(
         [
             ceiling(encoder, count, args.batch_size),
             end_to_end(data, encoder, out, count, args.batch_size, args.workers),
@@ -136,25 +151,25 @@ def measure(args: argparse.Namespace, data: Path, model: str, tmp: Path) -> None
         repeats,
     )
     batches = -(-count // args.batch_size)
-    ceiling_rate = batches * args.batch_size * NUM_VIEWS / ceiling_s
-    pipeline_rate, plain_rate = images / pipeline_s, images / plain_s
-    rows = (
-        ("ceiling (forward pass only)", ceiling_rate),
-        ("extract_features", pipeline_rate),
-        ("plain loop (no overlap)", plain_rate),
-    )
+    counts = (batches * args.batch_size * NUM_VIEWS, images, images)
+    names = ("ceiling (forward pass only)", "extract_features", "plain loop (no overlap)")
+    rates = [n / t.wall for n, t in zip(counts, timings, strict=True)]
+    cpu_ms = [1000 * t.cpu / n for n, t in zip(counts, timings, strict=True)]
     print(
         f"\n{model} ({size} px, E={encoder.embed_dim}): {count} viewpoints x {NUM_VIEWS} views, "
         f"batch {args.batch_size} viewpoints, {args.workers} render threads, "
         f"{torch.get_num_threads()} torch threads, median of {repeats}, "
         f"load {load:.1f} -> {os.getloadavg()[0]:.1f}"
     )
-    print(f"| {'case':<28} | {'images/s':>9} | {'of ceiling':>10} | {'vs plain':>8} |")
-    print(f"|{'-' * 30}|{'-' * 11}|{'-' * 12}|{'-' * 10}|")
-    for case, rate in rows:
+    print(
+        f"| {'case':<28} | {'images/s':>9} | {'of ceiling':>10} | {'vs plain':>8} "
+        f"| {'CPU ms/image':>12} |"
+    )
+    print(f"|{'-' * 30}|{'-' * 11}|{'-' * 12}|{'-' * 10}|{'-' * 14}|")
+    for name, rate, cpu in zip(names, rates, cpu_ms, strict=True):
         print(
-            f"| {case:<28} | {rate:>9.1f} | {rate / ceiling_rate:>10.0%} | "
-            f"{rate / plain_rate:>7.2f}x |"
+            f"| {name:<28} | {rate:>9.1f} | {rate / rates[0]:>10.0%} | "
+            f"{rate / rates[2]:>7.2f}x | {cpu:>12.1f} |"
         )
 
 

@@ -14,7 +14,7 @@ MatterSim's frames (BGR) straight to CLIP's preprocessing, so its released featu
 and blue swapped; features written here differ from those by that swap too.
 
 Pipeline: ``workers`` threads load and decode the skyboxes, render the views and normalize
-them (numpy and torch release the GIL in their large operations); the calling thread encodes
+them (numpy releases the GIL in its large operations); the calling thread encodes
 ``batch_size`` viewpoints at a time; one more thread writes the HDF5 file. The three overlap,
 so the encoder is rarely idle. Batches are fixed slices of the viewpoint list, and a batch
 that a killed run left incomplete is encoded again whole, so a resumed file is bit-equal to
@@ -198,11 +198,8 @@ def extract_features(
         unit="vp",
         disable=not progress,
     )
-    try:
-        with writer, bar:
-            _run_pipeline(data_dir, encoder, writer, todo, workers, bar, on_batch)
-    finally:
-        bar.close()
+    with writer, bar:
+        _run_pipeline(data_dir, encoder, writer, todo, workers, bar, on_batch)
     return ExtractResult(Path(out), len(viewpoints), remaining, encoder.embed_dim)
 
 
@@ -217,9 +214,12 @@ def _run_pipeline(
 ) -> None:
     """Render (``workers`` threads) -> encode (this thread) -> write (one thread)."""
     size = encoder.image_size[0]
+    mean = np.asarray(encoder.preprocess_cfg["mean"], dtype=np.float32)  # [3]
+    std = np.asarray(encoder.preprocess_cfg["std"], dtype=np.float32)  # [3]
 
     def prepare(item: Viewpoint) -> torch.Tensor:
-        return encoder.pixels_to_input(render_viewpoint(data_dir, item, size))  # [36, 3, H, W]
+        pixels = render_viewpoint(data_dir, item, size)  # [36, H, W, 3] uint8
+        return pixels_to_input(pixels, mean, std)  # [36, 3, H, W]
 
     def write(batch: Sequence[Viewpoint], features: np.ndarray) -> int:
         for item, views in zip(batch, features, strict=True):
@@ -259,6 +259,20 @@ def _run_pipeline(
         write_pool.shutdown(wait=True)
         if render_pool is not None:
             render_pool.shutdown(wait=True, cancel_futures=True)
+
+
+def pixels_to_input(pixels: np.ndarray, mean: np.ndarray, std: np.ndarray) -> torch.Tensor:
+    """:meth:`CLIPEncoder.pixels_to_input` in numpy: the same float32 operations in the same
+    order, so the same bits and the same (channels-last) strides, without torch's intra-op
+    threads (a worker thread's OpenMP team would spin against the encoder's on a small CPU).
+
+    uint8 ``[N, H, W, 3]`` -> float32 ``[N, 3, H, W]``, ``(pixels / 255 - mean) / std``.
+    """
+    hwc = pixels.astype(np.float32)  # [N, H, W, 3]
+    hwc /= np.float32(255.0)
+    hwc -= mean
+    hwc /= std
+    return torch.from_numpy(hwc).permute(0, 3, 1, 2)  # [N, 3, H, W] view
 
 
 def _report(count: int, on_batch: Callable[[int], None] | None) -> None:

@@ -276,6 +276,22 @@ def test_resume_refuses_a_different_feature_size(tmp_path: Path) -> None:
         HDF5FeatureWriter(path, 8, resume=True)
 
 
+def test_writer_records_attributes_and_resumes_only_with_the_same(tmp_path: Path) -> None:
+    path = tmp_path / "feats.h5"
+    attrs = {"model_name": "ViT-B-32", "image_size": 224, "scale": 0.5}
+    writer = HDF5FeatureWriter(path, DIM, attrs=attrs)
+    writer.add(SCAN, viewpoint_id(0), np.zeros((NUM_VIEWS, DIM)))
+    writer.abandon()
+    with pytest.raises(DataError, match=r"was written with image_size 224, not 336: resume"):
+        HDF5FeatureWriter(path, DIM, resume=True, attrs={**attrs, "image_size": 336})
+    with pytest.raises(DataError, match=r"was written with seed nothing, not 1"):
+        HDF5FeatureWriter(path, DIM, resume=True, attrs={**attrs, "seed": 1})
+    with HDF5FeatureWriter(path, DIM, resume=True, attrs=attrs) as writer:
+        assert writer.done() == {feature_key(SCAN, viewpoint_id(0))}
+    with h5py.File(path, "r") as f:
+        assert {k: f.attrs[k] for k in attrs} == attrs and f.attrs["feature_dim"] == DIM
+
+
 def test_failed_close_keeps_the_partial_file(tmp_path: Path) -> None:
     path = tmp_path / "feats.h5"
     writer = HDF5FeatureWriter(path, DIM)

@@ -157,7 +157,7 @@ def test_cli_writes_the_hamt_layout_with_its_settings(
 ):
     out = tmp_path / "feats.h5"
     argv = cli_args(tiny_synthetic_world, out, "--encoder", "random", "--seed", 0)
-    argv += ["--scans", first_scan, "--float16", "--batch-size", 3, "--workers", 2]
+    argv += ["--scans", first_scan, "--float16", "--batch-size", 3, "--workers", 2, "--threads", 1]
     status, printed, _ = run_cli(argv, capsys)
     assert status == 0 and "features of" in printed and str(out) in printed
     graph = NavGraphs(tiny_synthetic_world)[first_scan]
@@ -275,3 +275,12 @@ def test_a_standard_open_clip_file_runs_through_the_cli(
     assert len(features) == 1 and next(iter(features.values())).shape == (NUM_VIEWS, 512)
     assert attrs["image_size"] == 224 and attrs["pretrained"] == str(weights)
     print(f"ViT-B-32 through clipvil features: {time.perf_counter() - start:.1f} s")
+
+
+def test_numpy_normalization_is_the_encoders_bit_for_bit(tiny_encoder):
+    from vln_agent.extract import pixels_to_input
+
+    pixels = np.random.default_rng(0).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+    mean, std = (np.asarray(tiny_encoder.preprocess_cfg[k], np.float32) for k in ("mean", "std"))
+    ours, theirs = pixels_to_input(pixels, mean, std), tiny_encoder.pixels_to_input(pixels)
+    assert torch.equal(ours, theirs) and ours.stride() == theirs.stride()

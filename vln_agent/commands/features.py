@@ -86,6 +86,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_WORKERS,
         help=f"threads that decode and render (default: {DEFAULT_WORKERS}; 0: no overlap)",
     )
+    parser.add_argument(
+        "--threads",
+        type=_positive,
+        help="torch threads for encoding (default: torch's own; on a CPU shared with other "
+        "jobs fewer threads, even 1, can be faster: idle threads spin at every barrier)",
+    )
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -93,8 +99,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
     from vln_agent.extract import extract_features
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     encoder, attrs = build_encoder(args)
     scans = [s for s in args.scans.split(",") if s] if args.scans else None
     result = extract_features(
