@@ -22,6 +22,7 @@ from vln_agent.pretrain import data as pretrain_data
 from vln_agent.pretrain.config import PretrainConfig
 from vln_agent.pretrain.data import (
     LabelSpace,
+    ViewLabels,
     load_captioned_views,
     load_view_labels,
     render_view_cache,
@@ -35,10 +36,14 @@ from vln_agent.pretrain.objectives import (
 )
 from vln_agent.pretrain.train import Pretrainer, tokenize_captions
 from vln_agent.pretrain.zeroshot import (
+    EvalViews,
     accuracy,
+    any_visible_accuracy,
     chance_levels,
     class_prompts,
     evaluate_checkpoint,
+    object_prompt_sets,
+    room_prompt_sets,
     zero_shot_logits,
 )
 
@@ -342,6 +347,33 @@ def test_zero_shot_metrics_on_known_scores():
     assert accuracy(logits, np.array([0, 1])) == 1.0
     prompts = class_prompts(("office", "stairs", "kitchen"), {"stairs": ("staircase", "stairwell")})
     assert prompts == ["a photo of an office", "a photo of a staircase", "a photo of a kitchen"]
+    stairs, office = room_prompt_sets(["stairs", "office"])
+    assert stairs[0] == "a photo of a staircase" and "a photo of an office" in office
+    (stove,) = object_prompt_sets(["stove"])  # 3 colours x 3 names
+    assert len(stove) == 9 and "a photo of a white stove" in stove
+    assert "a photo of a black oven" in stove
+
+
+def test_any_visible_object_accuracy():
+    classes = LabelSpace(("hallway",), ("sofa", "lamp", "plant"))
+    labels = [
+        ViewLabels("hallway", ("sofa", "lamp"), 900, "sofa"),
+        ViewLabels("hallway", ("plant",), 900, "plant"),
+        ViewLabels("hallway", (), 0, None),  # not scored
+    ]
+    data = EvalViews(
+        split="x",
+        views=[],
+        labels=labels,
+        pixels=np.zeros((3, 4, 4, 3), np.uint8),
+        room=np.zeros(3, np.int64),
+        largest_object=classes.largest_object_index(labels),
+        level=np.ones(3, bool),
+        classes=classes,
+    )
+    scores = torch.tensor([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    assert accuracy(scores, data.largest_object) == 0.0  # the lamp is not the largest
+    assert any_visible_accuracy(scores, data) == 0.5  # but it is visible
 
 
 def test_zeroshot_command_writes_json(tiny_synthetic_world, tmp_path, capsys):

@@ -386,6 +386,9 @@ def _flat_epoch_row(row: dict[str, Any]) -> dict[str, float]:
         flat["eval/room_accuracy"] = results["room"]["accuracy"]
         flat["eval/room_level_accuracy"] = results["room"]["level_accuracy"]
         flat["eval/object_accuracy"] = results["object"]["accuracy"]
+        flat["eval/room_ensemble_accuracy"] = results["room"]["ensemble_accuracy"]
+        flat["eval/object_ensemble_accuracy"] = results["object"]["ensemble_accuracy"]
+        flat["eval/object_any_visible_accuracy"] = results["object"]["any_visible_accuracy"]
         for name, value in results.get("linear_heads", {}).items():
             flat[f"eval/heads_{name}"] = value
     return flat

@@ -13,8 +13,11 @@ pretraining run has seen):
   such object, classes = all object categories, prompt ``"a photo of a {category}"``.
 
 Each class is named by its first word in :mod:`envs.synthetic.phrasing` (``"staircase"``
-for the ``stairs`` type) with the right article. Chance levels: uniform (1 / classes) and
-majority class. A supervised checkpoint's linear heads are scored on the same views.
+for the ``stairs`` type) with the right article. ``ensemble_accuracy`` uses CLIP's prompt
+ensembling instead (sec. 3.1.4): a class is the mean normalized embedding of the prompts
+of all its synonyms (rooms) or all its synonyms in each of its colours (objects: captions
+always name an object's colour). Chance levels: uniform (1 / classes) and majority class.
+A supervised checkpoint's linear heads are scored on the same views.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import torch
 
 from envs.errors import DataError
 from envs.synthetic.phrasing import OBJECT_WORDS, ROOM_WORDS, with_article
+from envs.synthetic.vocabulary import COLOUR_NAMES, OBJECTS
 from vln_agent.encoders import CLIPEncoder, create_encoder, read_checkpoint_metadata
 from vln_agent.pretrain.data import (
     DEFAULT_RENDER_WORKERS,
@@ -100,6 +104,26 @@ def class_prompts(names: Sequence[str], words: dict[str, tuple[str, ...]]) -> li
     return [PROMPT_TEMPLATE.format(with_article(words.get(n, (n,))[0])) for n in names]
 
 
+def room_prompt_sets(names: Sequence[str]) -> list[list[str]]:
+    """The ensemble prompts of each room type: one per synonym."""
+    return [
+        [PROMPT_TEMPLATE.format(with_article(w)) for w in ROOM_WORDS.get(n, (n,))] for n in names
+    ]
+
+
+def object_prompt_sets(names: Sequence[str]) -> list[list[str]]:
+    """The ensemble prompts of each object category: every synonym in every colour it has."""
+    sets = []
+    for name in names:
+        kind = OBJECTS.get(name)
+        colours = (kind.colours if kind is not None else ()) or COLOUR_NAMES
+        words = OBJECT_WORDS.get(name, (name,))
+        sets.append(
+            [PROMPT_TEMPLATE.format(with_article(f"{c} {w}")) for w in words for c in colours]
+        )
+    return sets
+
+
 def zero_shot_logits(image: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
     """Cosine similarities ``[N, C]`` of ``[N, E]`` image and ``[C, E]`` class embeddings."""
     image = torch.nn.functional.normalize(image.float(), dim=-1)
@@ -129,6 +153,19 @@ def chance_levels(labels: np.ndarray, num_classes: int) -> dict[str, float]:
     return {"chance_uniform": 1.0 / num_classes, "chance_majority": majority}
 
 
+def any_visible_accuracy(scores: torch.Tensor, data: EvalViews) -> float:
+    """How often the top object class is one of the view's visible objects (any size above
+    the threshold, not only the largest), over the views the object task scores."""
+    names = data.classes.object_categories
+    predicted = np.asarray(torch.as_tensor(scores).argmax(dim=1))
+    hits = [
+        names[p] in labels.objects
+        for p, label, labels in zip(predicted, data.largest_object, data.labels, strict=True)
+        if label >= 0
+    ]
+    return float(np.mean(hits)) if hits else float("nan")
+
+
 # ---------------------------------------------------------------------------- evaluation
 
 
@@ -155,6 +192,15 @@ def embed_prompts(encoder: CLIPEncoder, prompts: list[str]) -> torch.Tensor:
         encoder.train(was_training)
 
 
+@torch.no_grad()
+def embed_prompt_sets(encoder: CLIPEncoder, prompt_sets: list[list[str]]) -> torch.Tensor:
+    """``[C, E]``: per class, the mean of its prompts' normalized embeddings."""
+    flat = [prompt for prompts in prompt_sets for prompt in prompts]
+    text = torch.nn.functional.normalize(embed_prompts(encoder, flat), dim=-1)  # [P, E]
+    sizes = [len(prompts) for prompts in prompt_sets]
+    return torch.stack([chunk.mean(dim=0) for chunk in text.split(sizes)])  # [C, E]
+
+
 def _task(scores: torch.Tensor, labels: np.ndarray, num_classes: int) -> dict[str, float]:
     valid = labels >= 0
     return {
@@ -179,6 +225,12 @@ def evaluate_views(
     objects = zero_shot_logits(
         image, embed_prompts(encoder, class_prompts(classes.object_categories, OBJECT_WORDS))
     )
+    room_ensemble = zero_shot_logits(
+        image, embed_prompt_sets(encoder, room_prompt_sets(classes.room_types))
+    )
+    object_ensemble = zero_shot_logits(
+        image, embed_prompt_sets(encoder, object_prompt_sets(classes.object_categories))
+    )
     level_rooms = np.where(data.level, data.room, -1)
     results: dict[str, Any] = {
         "split": data.split,
@@ -187,10 +239,13 @@ def evaluate_views(
             **_task(rooms, data.room, len(classes.room_types)),
             "level_accuracy": accuracy(rooms, level_rooms),
             "level_views": int(data.level.sum()),
+            "ensemble_accuracy": accuracy(room_ensemble, data.room),
             "classes": len(classes.room_types),
         },
         "object": {
             **_task(objects, data.largest_object, len(classes.object_categories)),
+            "any_visible_accuracy": any_visible_accuracy(objects, data),
+            "ensemble_accuracy": accuracy(object_ensemble, data.largest_object),
             "classes": len(classes.object_categories),
         },
     }
@@ -211,10 +266,13 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
     lines = [
         f"zero-shot on {results['split']} ({results['views']} views)",
         f"  room type: {room['accuracy']:.3f} on {room['views']} views "
-        f"(level views {room['level_accuracy']:.3f} on {room['level_views']}); "
+        f"(level views {room['level_accuracy']:.3f} on {room['level_views']}, "
+        f"prompt ensemble {room['ensemble_accuracy']:.3f}); "
         f"chance {room['chance_uniform']:.3f} uniform / {room['chance_majority']:.3f} majority "
         f"({room['classes']} classes)",
-        f"  object category: {obj['accuracy']:.3f} on {obj['views']} views; "
+        f"  object category: {obj['accuracy']:.3f} on {obj['views']} views "
+        f"(any visible object {obj['any_visible_accuracy']:.3f}, "
+        f"prompt ensemble {obj['ensemble_accuracy']:.3f}); "
         f"chance {obj['chance_uniform']:.3f} uniform / {obj['chance_majority']:.3f} majority "
         f"({obj['classes']} classes)",
     ]
