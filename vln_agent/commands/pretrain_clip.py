@@ -40,7 +40,7 @@ def configure_pretraining(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--lr", type=float, dest="learning_rate", help="peak learning rate")
     parser.add_argument("--seed", type=int)
-    parser.add_argument("--threads", type=int, help="torch threads (default: 2)")
+    parser.add_argument("--threads", type=int, help="torch threads (default: 1)")
     parser.add_argument(
         "--eval-split", help="held-out split scored after every epoch ('' for none)"
     )

@@ -23,7 +23,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         type=Path,
         help="rendered-view cache folder (default: view_cache/ beside the checkpoint)",
     )
-    parser.add_argument("--threads", type=int, default=2, help="torch threads (default: 2)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 

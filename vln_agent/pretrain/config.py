@@ -40,8 +40,9 @@ class PretrainConfig:
     #: Brightness/contrast jitter: factors in ``1 +- color_jitter`` (0 disables it).
     color_jitter: float = 0.1
     seed: int = 0
-    #: torch intra-op threads (the CPU is shared: 1 or 2).
-    threads: int = 2
+    #: torch intra-op threads. 1 on a shared CPU: with other jobs running, 2 threads were
+    #: 3-4x slower than 1 on the 2-core machine (spinning OpenMP workers); 2 when alone.
+    threads: int = 1
     #: Processes rendering the view cache.
     render_workers: int = 2
     #: Log training statistics every this many steps.

@@ -174,7 +174,12 @@ class SupervisedObjective(nn.Module):
             objects = objects.to(object_logits.device)
             parts = {
                 "room_loss": F.cross_entropy(room_logits, room),
-                "object_loss": F.binary_cross_entropy_with_logits(object_logits, objects),
+                # summed over the categories (mean over views): one binary decision per
+                # category, each weighted like the room decision
+                "object_loss": F.binary_cross_entropy_with_logits(
+                    object_logits, objects, reduction="sum"
+                )
+                / len(objects),
             }
         with torch.no_grad():
             room_accuracy = (room_logits.argmax(1) == room).float().mean()
