@@ -49,11 +49,8 @@ from envs.views import (
     skybox_small_path,
 )
 from vln_agent.encoders import CLIPEncoder
+from vln_agent.extract_defaults import DEFAULT_BATCH_SIZE, DEFAULT_WORKERS
 
-#: Viewpoints per encoder batch (36 images each).
-DEFAULT_BATCH_SIZE = 4
-#: Threads that load, render and normalize viewpoints.
-DEFAULT_WORKERS = 2
 #: Viewpoints each worker may have ready or in progress ahead of the encoder.
 PREFETCH_PER_WORKER = 2
 #: What the features are, recorded in the file.

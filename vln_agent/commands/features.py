@@ -50,7 +50,7 @@ def _non_negative(text: str) -> int:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    from vln_agent.extract import DEFAULT_BATCH_SIZE, DEFAULT_WORKERS
+    from vln_agent.extract_defaults import DEFAULT_BATCH_SIZE, DEFAULT_WORKERS
 
     parser.add_argument(
         "--data", type=Path, required=True, help="data root (connectivity/, v1/scans/ skyboxes)"
