@@ -38,7 +38,10 @@ def test_some_paths_have_four_instructions(real_data_dir):
     [
         ("[{", "malformed JSON"),
         ('{"a": 1}', "expected a JSON list of paths"),
-        ('[{"scan": "s", "path_id": 1, "path": ["a"], "heading": 0}]', "missing key 'instructions'"),
+        (
+            '[{"scan": "s", "path_id": 1, "path": ["a"], "heading": 0}]',
+            "missing key 'instructions'",
+        ),
         (
             '[{"scan": "s", "path_id": 1, "path": [], "heading": 0, "instructions": []}]',
             "path must be a non-empty list",
