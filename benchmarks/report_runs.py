@@ -1,0 +1,67 @@
+"""Markdown table of follower training runs (``clipvil train-vln`` run directories).
+
+For each run: the evaluation with the best val_unseen SPL (the one ``best.pt`` holds) and
+the last one, with SR/SPL on val_seen and val_unseen, the iteration and the wall time from
+the run's ``log.csv``. This is how the feature comparison in README.md and BENCHMARKS.md
+was made::
+
+    .venv/bin/python benchmarks/report_runs.py clip=runs/clip supervised=runs/sup random=runs/rand
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from pathlib import Path
+
+SPLITS = ("val_seen", "val_unseen")
+SELECT = "val_unseen/spl"
+
+
+def evaluations(run_dir: Path) -> list[dict[str, float]]:
+    """The rows of ``log.csv`` that hold evaluation metrics, with the wall time so far."""
+    rows, seconds = [], 0.0
+    with open(run_dir / "log.csv", newline="") as f:
+        for row in csv.DictReader(f):
+            if row.get("train/seconds"):
+                seconds = float(row["train/seconds"])
+            if row.get(SELECT):
+                values = {k: float(v) for k, v in row.items() if v}
+                values["seconds"] = seconds
+                rows.append(values)
+    return rows
+
+
+def table(runs: dict[str, Path]) -> str:
+    header = "| features | eval at | iteration | " + " | ".join(f"{s} SR | {s} SPL" for s in SPLITS)
+    lines = [header + " | train time |", "|---" * (4 + 2 * len(SPLITS)) + "|"]
+    for name, run_dir in runs.items():
+        evals = evaluations(run_dir)
+        if not evals:
+            lines.append(f"| {name} | (no evaluation yet) |" + " |" * (2 + 2 * len(SPLITS)))
+            continue
+        best = max(evals, key=lambda e: e[SELECT])
+        for label, e in (("best val_unseen SPL", best), ("last", evals[-1])):
+            metrics = " | ".join(
+                f"{100 * e[f'{s}/sr']:.1f} | {100 * e[f'{s}/spl']:.1f}" for s in SPLITS
+            )
+            lines.append(
+                f"| {name} | {label} | {int(e['iteration'])} | {metrics} | "
+                f"{e['seconds'] / 60:.0f} min |"
+            )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", help="NAME=RUN_DIR")
+    args = parser.parse_args()
+    runs = {}
+    for item in args.runs:
+        name, _, path = item.partition("=")
+        runs[name] = Path(path)
+    print(table(runs))
+
+
+if __name__ == "__main__":
+    main()
