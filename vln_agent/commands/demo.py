@@ -77,7 +77,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
     from envs.errors import DataError
+    from envs.synthetic.presets import PRESETS
     from envs.synthetic.writer import build_world
 
     encoder = args.encoder_checkpoint or shipped(ENCODER_CHECKPOINT)
@@ -90,7 +93,10 @@ def run(args: argparse.Namespace) -> int:
 
     step = time.perf_counter()
     print(f"[1/4] synthetic world ({args.preset}, seed {DEMO_SEED}) in {args.world}")
-    build_world(args.world, preset=args.preset, seed=DEMO_SEED, workers=args.workers)
+    with tqdm(
+        total=PRESETS[args.preset].total_houses, desc="houses", unit="house", delay=1.0
+    ) as bar:
+        build_world(args.world, args.preset, DEMO_SEED, args.workers, on_house_done=bar.update)
     timings["world"] = time.perf_counter() - step
 
     step = time.perf_counter()
