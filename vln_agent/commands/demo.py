@@ -211,7 +211,7 @@ def how_to_train(world: Path, features: Path, model: str) -> str:
     """The commands that make the shipped checkpoints from scratch."""
     return "\n".join(
         [
-            "train your own (see README.md, 'Training'):",
+            "train your own (README.md, section Training):",
             f"  clipvil pretrain-clip --data {world} --out runs/clip.pt",
             f"  clipvil features --data {world} --model {model} --pretrained runs/clip.pt "
             "--out runs/clip.h5 --float16",
