@@ -72,3 +72,25 @@ def test_demo_names_a_missing_checkpoint(tiny_demo_inputs, tmp_path, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "missing.pt" in err and "\n" not in err
+
+
+def test_shipped_checkpoints_load_and_fit_together():
+    from checkpoints import checkpoint_path, list_checkpoints
+    from envs.fileio import file_sha256
+    from vln_agent.commands.demo import (
+        ENCODER_CHECKPOINT,
+        ENCODER_MODEL,
+        FOLLOWER_CHECKPOINT,
+    )
+    from vln_agent.train import load_follower
+
+    assert {ENCODER_CHECKPOINT, FOLLOWER_CHECKPOINT} <= set(list_checkpoints())
+    encoder = create_encoder(ENCODER_MODEL, pretrained=checkpoint_path(ENCODER_CHECKPOINT))
+    follower, tokenizer, payload = load_follower(checkpoint_path(FOLLOWER_CHECKPOINT))
+    assert payload["extra"]["feature_size"] == encoder.embed_dim == 256
+    assert "optimizer" not in payload and len(tokenizer.vocab) > 100
+    for name in (ENCODER_CHECKPOINT, FOLLOWER_CHECKPOINT):
+        path = checkpoint_path(name)
+        assert path.stat().st_size <= 25 * 2**20, name
+        card = path.with_suffix(".md").read_text()
+        assert file_sha256(path) in card, f"the card of {name} names its sha256"
