@@ -25,7 +25,6 @@ from tqdm import tqdm
 
 from envs.episodes import load_episodes
 from envs.errors import DataError
-from envs.fileio import read_json
 from envs.graph import NavGraphs
 from envs.gym_env import R2RVectorEnv
 from envs.tokenizer import Tokenizer
@@ -42,6 +41,7 @@ from vln_agent.models.follower import Follower, FollowerConfig
 from vln_agent.rollout import Rollout, rollout
 from vln_agent.runlog import RunLog
 from vln_agent.sampler import EpisodeSampler
+from vln_agent.settings import load_settings
 
 FEEDBACK_MODES = ("envdrop", "teacher", "sample")
 
@@ -100,41 +100,8 @@ class TrainConfig:
 
 
 def load_train_config(path: str | os.PathLike[str] | None, **overrides: Any) -> TrainConfig:
-    """Settings from a JSON file (unknown keys are an error), then ``overrides``."""
-    values: dict[str, Any] = {}
-    if path is not None:
-        data = read_json(path)
-        if not isinstance(data, dict):
-            raise DataError(path, "expected a JSON object of training settings")
-        known = {f.name for f in dataclasses.fields(TrainConfig)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise DataError(path, f"unknown training setting {unknown[0]!r}")
-        values.update(data)
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    for name, value in values.items():
-        if name in TrainConfig.__dataclass_fields__ and not _setting_type_ok(name, value):
-            default = TrainConfig.__dataclass_fields__[name].default
-            problem = f"training setting {name!r} must be like {default!r}, got {value!r}"
-            raise DataError(path or "training settings", problem)
-    if "eval_splits" in values:
-        values["eval_splits"] = tuple(values["eval_splits"])
-    try:
-        return TrainConfig(**values)
-    except (TypeError, ValueError) as err:
-        raise DataError(path or "training settings", str(err)) from None
-
-
-def _setting_type_ok(name: str, value: Any) -> bool:
-    """Whether ``value`` has the type of the setting's default (ints pass as floats)."""
-    default = TrainConfig.__dataclass_fields__[name].default
-    if isinstance(default, tuple):
-        return isinstance(value, list | tuple) and all(isinstance(v, str) for v in value)
-    if default is None:
-        return value is None or isinstance(value, str)
-    if isinstance(default, float):
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    return type(value) is type(default)
+    """Settings from a JSON file (unknown keys and wrong types are errors), then ``overrides``."""
+    return load_settings(TrainConfig, path, "training", **overrides)
 
 
 def follower_config(config: TrainConfig, vocab_size: int, feature_size: int) -> FollowerConfig:

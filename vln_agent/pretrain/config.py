@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 from dataclasses import dataclass
 from typing import Any
 
-from envs.errors import DataError
-from envs.fileio import read_json
+from vln_agent.settings import load_settings
 
 #: Training precisions (autocast dtypes of the forward passes).
 PRECISIONS = ("fp32", "bf16")
@@ -72,34 +70,7 @@ class PretrainConfig:
 
 def load_pretrain_config(path: str | os.PathLike[str] | None, **overrides: Any) -> PretrainConfig:
     """Settings from a JSON file (unknown keys and wrong types are errors), then ``overrides``."""
-    values: dict[str, Any] = {}
-    source = path or "pretraining settings"
-    if path is not None:
-        data = read_json(path)
-        if not isinstance(data, dict):
-            raise DataError(path, "expected a JSON object of pretraining settings")
-        values.update(data)
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    fields = {f.name: f for f in dataclasses.fields(PretrainConfig)}
-    for name, value in values.items():
-        if name not in fields:
-            raise DataError(source, f"unknown pretraining setting {name!r}")
-        default = fields[name].default
-        if not _same_type(value, default):
-            raise DataError(source, f"setting {name!r} must be like {default!r}, got {value!r}")
-    try:
-        return PretrainConfig(**values)
-    except (TypeError, ValueError) as err:
-        raise DataError(source, str(err)) from None
-
-
-def _same_type(value: Any, default: Any) -> bool:
-    """Whether a setting has its default's type (ints pass as floats, bools only as bools)."""
-    if isinstance(value, bool) or isinstance(default, bool):
-        return isinstance(value, bool) and isinstance(default, bool)
-    if isinstance(default, float):
-        return isinstance(value, int | float)
-    return type(value) is type(default)
+    return load_settings(PretrainConfig, path, "pretraining", **overrides)
 
 
 def warmup_cosine(warmup_steps: int, total_steps: int):
