@@ -43,7 +43,7 @@ from vln_agent.runlog import RunLog
 from vln_agent.sampler import EpisodeSampler
 from vln_agent.settings import load_settings
 
-FEEDBACK_MODES = ("envdrop", "teacher", "sample")
+FEEDBACK_MODES = ("envdrop", "teacher", "sample", "student")
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,9 @@ class TrainConfig:
     #: Global batch size (split across processes under torchrun).
     batch_size: int = 64
     #: ``envdrop``: imitation (x il_weight) + A2C each iteration; ``teacher``: imitation
-    #: only; ``sample``: A2C only.
+    #: only; ``sample``: A2C only; ``student``: imitation on the agent's own sampled
+    #: trajectories (student forcing: the shortest-path teacher's action from wherever the
+    #: agent is, which also teaches it to stop when it reaches the goal by another way).
     feedback: str = "envdrop"
     learning_rate: float = 1e-4
     #: ``rmsprop`` (EnvDrop) or ``adam``.
@@ -228,6 +230,13 @@ class VLNTrainer:
             weight = config.il_weight if config.feedback == "envdrop" else 1.0
             result = rollout(self.model, self.env, self.local_ids(), "teacher")
             parts["il_loss"] = weight * imitation_loss(result.logits, result.teacher, result.active)
+        if config.feedback == "student":
+            result = rollout(
+                self.model, self.env, self.local_ids(), "sample", generator=self.generator
+            )
+            parts["il_loss"] = imitation_loss(result.logits, result.teacher, result.active)
+            stats["train_sr"] = float(np.mean([m["sr"] for m in result.metrics.values()]))
+            stats["train_steps"] = float(result.steps)
         if config.feedback in ("envdrop", "sample"):
             result = rollout(
                 self.model,
@@ -362,6 +371,8 @@ class VLNTrainer:
             raise DataError(path, "was trained with another model or vocabulary")
         self.model.load_state_dict(payload["state_dict"])
         self.optimizer.load_state_dict(payload["optimizer"])
+        for group in self.optimizer.param_groups:  # a resumed run may change the rate
+            group["lr"] = self.config.learning_rate
         self.iteration = int(payload["step"])
         state = payload["rng"]
         restore_rng(state["global"])

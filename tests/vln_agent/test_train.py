@@ -15,8 +15,11 @@ from envs.episodes import load_episodes
 from envs.evaluate import load_predictions
 from envs.fileio import read_json, write_json
 from envs.metrics import METRIC_NAMES
+from vln_agent import rollout as vln_rollout
+from vln_agent import train as vln_train
 from vln_agent.checkpoint import load_checkpoint
 from vln_agent.cli import main
+from vln_agent.losses import imitation_loss
 from vln_agent.train import TrainConfig, VLNTrainer, load_follower, load_train_config
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -27,6 +30,7 @@ TRAIN_COLUMNS = {
     "envdrop": {"il_loss", "policy_loss", "critic_loss", "entropy_loss", "train_sr", "train_steps"},
     "teacher": {"il_loss"},
     "sample": {"policy_loss", "critic_loss", "entropy_loss", "train_sr", "train_steps"},
+    "student": {"il_loss", "train_sr", "train_steps"},
 }
 
 
@@ -56,7 +60,7 @@ def eval_columns(splits=EVAL_SPLITS) -> set[str]:
     return {f"{s}/{m}" for s in splits for m in ("num_instructions", *METRIC_NAMES)}
 
 
-@pytest.mark.parametrize("feedback", ["envdrop", "teacher", "sample"])
+@pytest.mark.parametrize("feedback", ["envdrop", "teacher", "sample", "student"])
 def test_feedback_mode_trains_and_writes_logs_and_checkpoints(tiny_world, tmp_path, feedback):
     run = tmp_path / "run"
     config = tiny_config(feedback=feedback)
@@ -165,6 +169,54 @@ def test_resume_continues_exactly_where_the_run_stopped(tiny_world, tmp_path):
     _, rows_b = read_log(tmp_path / "b")
     drop_time = [{k: v for k, v in r.items() if k != "train/seconds"} for r in rows_a]
     assert drop_time == [{k: v for k, v in r.items() if k != "train/seconds"} for r in rows_b]
+
+
+def test_student_forcing_imitates_the_teacher_from_where_the_agent_went(tiny_world, tmp_path):
+    """Student forcing: the agent's own (sampled) actions move it, and the loss is the cross
+    entropy of the shortest-path teacher's action from wherever that took it."""
+    config = tiny_config(feedback="student", batch_size=12, max_actions=10)
+    trainer = VLNTrainer(tiny_world.data_dir, tiny_world.features, tmp_path / "run", config)
+    trainer.model.train()
+    taken, targets = [], []
+    original = vln_rollout.rollout
+
+    def recording(*args, **kwargs):
+        result = original(*args, **kwargs)
+        assert args[3] == "sample"
+        taken.extend(result.actions)
+        targets.extend(result.teacher)
+        recording.result = result
+        return result
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(vln_train, "rollout", recording)
+        torch.manual_seed(0)
+        parts, stats = trainer.losses()
+    result = recording.result
+    # the agents went their own way: somewhere a sampled action is not the teacher's
+    assert any(bool((a != t).any()) for a, t in zip(taken, targets, strict=True))
+    expected = imitation_loss(result.logits, result.teacher, result.active)
+    assert set(parts) == {"il_loss"}
+    assert float(parts["il_loss"].detach()) == pytest.approx(float(expected.detach()))
+    assert 0.0 <= stats["train_sr"] <= 1.0 and stats["train_steps"] == result.steps
+
+
+def test_resume_takes_the_new_learning_rate(tiny_world, tmp_path):
+    """Fine-tuning a run with another rate: the optimizer state is kept, the rate is new."""
+    run = tmp_path / "run"
+    config = tiny_config(iterations=2, optimizer="adam", learning_rate=1e-3, feedback="teacher")
+    VLNTrainer(tiny_world.data_dir, tiny_world.features, run, config).train(progress=False)
+    resumed = VLNTrainer(
+        tiny_world.data_dir,
+        tiny_world.features,
+        run,
+        dataclasses.replace(config, iterations=3, learning_rate=2e-4, feedback="student"),
+        resume=True,
+    )
+    assert [g["lr"] for g in resumed.optimizer.param_groups] == [2e-4]
+    assert resumed.optimizer.state_dict()["state"]  # Adam's moments came back
+    resumed.train(progress=False)
+    assert load_checkpoint(run / "latest.pt")["train_config"]["feedback"] == "student"
 
 
 def test_resume_refuses_another_architecture(tiny_world, tmp_path):

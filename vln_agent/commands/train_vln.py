@@ -22,7 +22,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true", help="continue from RUN_DIR/latest.pt")
     parser.add_argument("--iterations", type=int)
     parser.add_argument("--batch-size", type=int)
-    parser.add_argument("--feedback", choices=("envdrop", "teacher", "sample"))
+    parser.add_argument("--feedback", choices=("envdrop", "teacher", "sample", "student"))
     parser.add_argument("--eval-every", type=int)
     parser.add_argument("--seed", type=int)
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"))
