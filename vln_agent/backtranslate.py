@@ -1,9 +1,11 @@
-"""Back-translation with environmental dropout (Tan et al. 2019, EnvDrop).
+"""Augmented batches: back-translation with environmental dropout (Tan et al. 2019, EnvDrop).
 
-Each augmented batch: sample one dropout mask over the feature channels; the speaker
-describes the teacher's route on augmentation paths through the masked features; the
-follower then learns (imitation + A2C) to follow those generated instructions through the
-same masked features. The trainer alternates real and augmented batches.
+With a speaker, each augmented batch samples one dropout mask over the feature channels;
+the speaker describes the teacher's route on the augmentation paths through the masked
+features, and the follower learns (with the run's feedback) to follow those generated
+instructions through the same masked features. Without a speaker the augmentation file's
+own instructions are used (e.g. ``clipvil sample-paths --instructions N`` in a synthetic
+world). The trainer alternates real and augmented batches, one optimizer step each.
 """
 
 from __future__ import annotations
@@ -15,28 +17,32 @@ from gymnasium.vector import AutoresetMode
 from envs.episodes import load_episodes
 from envs.errors import DataError
 from envs.gym_env import R2RVectorEnv
-from vln_agent.losses import imitation_loss
-from vln_agent.rollout import rollout
 from vln_agent.routes import environment_dropout, teacher_routes
 from vln_agent.sampler import EpisodeSampler
 from vln_agent.speaker_train import load_speaker
 
 
-class BackTranslation:
+class AugmentedBatches:
     """Augmented batches for a :class:`vln_agent.train.VLNTrainer`."""
 
-    def __init__(self, trainer, aug_paths: str, speaker_checkpoint: str) -> None:
+    def __init__(self, trainer, aug_paths: str, speaker_checkpoint: str | None) -> None:
         self.trainer = trainer
         config = trainer.config
-        self.speaker, self.speaker_tokenizer, _ = load_speaker(speaker_checkpoint)
-        self.speaker.to(trainer.context.device).eval()
-        if self.speaker.config.feature_size != trainer.feature_size:
-            raise DataError(
-                speaker_checkpoint,
-                f"speaker uses {self.speaker.config.feature_size}-d features, "
-                f"the follower {trainer.feature_size}-d",
-            )
+        self.speaker = None
+        if speaker_checkpoint is not None:
+            self.speaker, self.speaker_tokenizer, _ = load_speaker(speaker_checkpoint)
+            self.speaker.to(trainer.context.device).eval()
+            if self.speaker.config.feature_size != trainer.feature_size:
+                raise DataError(
+                    speaker_checkpoint,
+                    f"speaker uses {self.speaker.config.feature_size}-d features, "
+                    f"the follower {trainer.feature_size}-d",
+                )
         episodes = load_episodes(trainer.data_dir, aug_paths)
+        if self.speaker is None and not all(e.instruction.strip() for e in episodes):
+            raise DataError(
+                aug_paths, "has paths without instructions: pass --speaker to describe them"
+            )
         self.env = R2RVectorEnv(
             config.batch_size // trainer.context.world_size,
             autoreset_mode=AutoresetMode.DISABLED,
@@ -70,32 +76,15 @@ class BackTranslation:
             tokens[row, : len(encoded)] = encoded
         return tokens
 
-    def losses(self) -> dict[str, torch.Tensor]:
-        """Imitation + A2C losses on two augmented batches, each with its own mask."""
-        from vln_agent.train import a2c_from_rollout
-
-        trainer, config = self.trainer, self.trainer.config
-        device, parts = trainer.context.device, {}
-        mask = environment_dropout(trainer.feature_size, config.feature_dropout, device)
-        ids = trainer.local_ids(self.sampler)
-        words = self.instructions(ids, mask)
-        result = rollout(trainer.model, self.env, ids, "teacher", mask, words)
-        parts["il_loss"] = config.il_weight * imitation_loss(
-            result.logits, result.teacher, result.active
+    def describe(self, ids: list[str]) -> tuple[torch.Tensor, np.ndarray]:
+        """One environmental-dropout mask and the speaker's instructions for a batch."""
+        trainer = self.trainer
+        mask = environment_dropout(
+            trainer.feature_size, trainer.config.feature_dropout, trainer.context.device
         )
-        if config.feedback in ("envdrop", "sample"):
-            mask = environment_dropout(trainer.feature_size, config.feature_dropout, device)
-            ids = trainer.local_ids(self.sampler)
-            words = self.instructions(ids, mask)
-            result = rollout(
-                trainer.model,
-                self.env,
-                ids,
-                "sample",
-                mask,
-                words,
-                generator=trainer.generator,
-                with_values=True,
-            )
-            parts.update(a2c_from_rollout(result, config))
-        return parts
+        return mask, self.instructions(ids, mask)
+
+    def losses(self) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
+        """The run's feedback losses on augmented batches (each with its own mask)."""
+        describe = self.describe if self.speaker is not None else None
+        return self.trainer.feedback_losses(self.env, self.sampler, describe)

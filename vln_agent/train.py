@@ -88,7 +88,10 @@ class TrainConfig:
     seed: int = 0
     #: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
     device: str = "auto"
-    #: Augmentation paths (R2R JSON) and a speaker checkpoint for back-translation.
+    #: Augmentation paths (R2R JSON, ``clipvil sample-paths``): an extra optimizer step on an
+    #: augmented batch after every real one (EnvDrop). With ``speaker`` (a checkpoint) the
+    #: speaker describes them (back-translation with environmental dropout); without, the
+    #: file's own instructions are used.
     aug_paths: str | None = None
     speaker: str | None = None
 
@@ -97,8 +100,8 @@ class TrainConfig:
             raise ValueError(f"feedback must be one of {FEEDBACK_MODES}, got {self.feedback!r}")
         if self.optimizer not in ("rmsprop", "adam"):
             raise ValueError(f"optimizer must be rmsprop or adam, got {self.optimizer!r}")
-        if (self.aug_paths is None) != (self.speaker is None):
-            raise ValueError("back-translation needs both aug_paths and speaker")
+        if self.speaker is not None and self.aug_paths is None:
+            raise ValueError("back-translation needs aug_paths (clipvil sample-paths) for speaker")
 
 
 def load_train_config(path: str | os.PathLike[str] | None, **overrides: Any) -> TrainConfig:
@@ -140,6 +143,14 @@ def action_log_probs(logits: torch.Tensor, action: torch.Tensor) -> tuple[torch.
     safe = log_p.masked_fill(~finite, 0.0)
     entropy = -(safe.exp() * safe).sum(dim=1)
     return safe.gather(1, action[:, None]).squeeze(1), entropy
+
+
+def _rollout_stats(result: Rollout) -> dict[str, float]:
+    """Success rate and length of a sampled rollout."""
+    return {
+        "train_sr": float(np.mean([m["sr"] for m in result.metrics.values()])),
+        "train_steps": float(result.steps),
+    }
 
 
 def a2c_from_rollout(result: Rollout, config: TrainConfig) -> dict[str, torch.Tensor]:
@@ -204,11 +215,11 @@ class VLNTrainer:
         self.best_score = -math.inf
         self.history: list[dict[str, float]] = []
         self._eval_envs: dict[str, tuple[R2RVectorEnv, list]] = {}
-        self.backtranslation = None
+        self.augmentation = None
         if config.aug_paths is not None:
-            from vln_agent.backtranslate import BackTranslation
+            from vln_agent.backtranslate import AugmentedBatches
 
-            self.backtranslation = BackTranslation(self, config.aug_paths, config.speaker)
+            self.augmentation = AugmentedBatches(self, config.aug_paths, config.speaker)
         if resume:
             self._resume()
 
@@ -224,31 +235,48 @@ class VLNTrainer:
         return (sampler or self.sampler).next_batch()[self.context.shard(self.config.batch_size)]
 
     def losses(self) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
-        """The loss parts of one iteration, and training statistics."""
+        """The loss parts of one iteration on the training split, and training statistics."""
+        return self.feedback_losses(self.env, self.sampler)
+
+    def feedback_losses(
+        self, env: R2RVectorEnv, sampler: EpisodeSampler, describe=None
+    ) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
+        """The loss parts of ``config.feedback`` on fresh batches of ``sampler``'s episodes.
+
+        ``describe(ids)`` (back-translation) returns an environmental-dropout mask [D] and
+        the instructions [B, L] to use for a batch instead of the episodes' own.
+        """
         config, parts, stats = self.config, {}, {}
+
+        def batch() -> tuple[list[str], torch.Tensor | None, np.ndarray | None]:
+            ids = self.local_ids(sampler)
+            mask, words = describe(ids) if describe is not None else (None, None)
+            return ids, mask, words
+
         if config.feedback in ("envdrop", "teacher"):
             weight = config.il_weight if config.feedback == "envdrop" else 1.0
-            result = rollout(self.model, self.env, self.local_ids(), "teacher")
+            ids, mask, words = batch()
+            result = rollout(self.model, env, ids, "teacher", mask, words)
             parts["il_loss"] = weight * imitation_loss(result.logits, result.teacher, result.active)
         if config.feedback == "student":
-            result = rollout(
-                self.model, self.env, self.local_ids(), "sample", generator=self.generator
-            )
+            ids, mask, words = batch()
+            result = rollout(self.model, env, ids, "sample", mask, words, generator=self.generator)
             parts["il_loss"] = imitation_loss(result.logits, result.teacher, result.active)
-            stats["train_sr"] = float(np.mean([m["sr"] for m in result.metrics.values()]))
-            stats["train_steps"] = float(result.steps)
+            stats.update(_rollout_stats(result))
         if config.feedback in ("envdrop", "sample"):
+            ids, mask, words = batch()
             result = rollout(
                 self.model,
-                self.env,
-                self.local_ids(),
+                env,
+                ids,
                 "sample",
+                mask,
+                words,
                 generator=self.generator,
                 with_values=True,
             )
             parts.update(a2c_from_rollout(result, config))
-            stats["train_sr"] = float(np.mean([m["sr"] for m in result.metrics.values()]))
-            stats["train_steps"] = float(result.steps)
+            stats.update(_rollout_stats(result))
         return parts, stats
 
     def train_step(self) -> dict[str, float]:
@@ -256,10 +284,11 @@ class VLNTrainer:
         self.model.train()
         parts, stats = self.losses()
         self._apply(parts)
-        if self.backtranslation is not None:
-            aug_parts = self.backtranslation.losses()
+        if self.augmentation is not None:
+            aug_parts, aug_stats = self.augmentation.losses()
             self._apply(aug_parts)
             parts.update({f"aug_{k}": v for k, v in aug_parts.items()})
+            stats.update({f"aug_{k}": v for k, v in aug_stats.items()})
         self.iteration += 1
         return {k: float(v.detach()) for k, v in parts.items()} | stats
 
@@ -358,7 +387,7 @@ class VLNTrainer:
                     "best_score": self.best_score,
                     "history": self.history,
                     "aug_sampler": (
-                        self.backtranslation.sampler.state_dict() if self.backtranslation else None
+                        self.augmentation.sampler.state_dict() if self.augmentation else None
                     ),
                 },
             },
@@ -380,8 +409,8 @@ class VLNTrainer:
         self.generator.set_state(state["generator"])
         self.best_score = float(state["best_score"])
         self.history = list(state["history"])
-        if self.backtranslation is not None and state.get("aug_sampler") is not None:
-            self.backtranslation.sampler.load_state_dict(state["aug_sampler"])
+        if self.augmentation is not None and state.get("aug_sampler") is not None:
+            self.augmentation.sampler.load_state_dict(state["aug_sampler"])
 
 
 def load_follower(path: str | os.PathLike[str]) -> tuple[Follower, Tokenizer, dict[str, Any]]:
