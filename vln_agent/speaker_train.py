@@ -52,8 +52,16 @@ class SpeakerTrainConfig:
     select_split: str = "val_unseen"
     #: At most this many instructions per split are decoded when evaluating.
     eval_limit: int = 500
+    #: Log the training loss every this many iterations.
+    log_every: int = 10
     seed: int = 0
     device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if self.select_split not in self.eval_splits:
+            raise ValueError(
+                f"select_split {self.select_split!r} must be one of eval_splits {self.eval_splits}"
+            )
 
 
 def _env(data_dir, features, split, tokenizer, config: SpeakerTrainConfig, batch: int):
@@ -136,7 +144,7 @@ class SpeakerTrainer:
         best: dict[str, float] = {}
         for _ in tqdm(range(self.config.iterations), desc="train-speaker", disable=not progress):
             loss = self.train_step()
-            if self.iteration % 10 == 0:
+            if self.iteration % self.config.log_every == 0:
                 log.write(self.iteration, {"train/loss": loss})
             if (
                 self.iteration % self.config.eval_every == 0

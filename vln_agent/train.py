@@ -100,6 +100,10 @@ class TrainConfig:
             raise ValueError(f"feedback must be one of {FEEDBACK_MODES}, got {self.feedback!r}")
         if self.optimizer not in ("rmsprop", "adam"):
             raise ValueError(f"optimizer must be rmsprop or adam, got {self.optimizer!r}")
+        if self.select_split not in self.eval_splits:
+            raise ValueError(
+                f"select_split {self.select_split!r} must be one of eval_splits {self.eval_splits}"
+            )
         if self.speaker is not None and self.aug_paths is None:
             raise ValueError("back-translation needs aug_paths (clipvil sample-paths) for speaker")
 

@@ -224,3 +224,8 @@ def test_cli_bad_input_is_one_line_naming_the_file(
     assert lines[0].startswith(f"error: {bad_file}: ")
     assert problem in lines[0]
     assert not (tmp_path / "out").exists()
+
+
+def test_speaker_best_checkpoint_split_must_be_evaluated():
+    with pytest.raises(ValueError, match="select_split"):
+        SpeakerTrainConfig(eval_splits=("val_seen",), select_split="val_unseen")

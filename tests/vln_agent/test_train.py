@@ -408,3 +408,8 @@ def test_exported_checkpoint_drops_training_state_and_predicts_the_same(tiny_wor
         original.state_dict().items(), exported.state_dict().items(), strict=True
     ):
         assert torch.equal(a, b), name
+
+
+def test_the_best_checkpoint_split_must_be_evaluated():
+    with pytest.raises(ValueError, match="select_split"):
+        tiny_config(eval_splits=("val_seen",), select_split="val_unseen")

@@ -31,6 +31,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="synthetic worlds: write N generated instructions per path (default 0: none)",
     )
     parser.add_argument("--out", type=Path, required=True, help="output R2R JSON file")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,20 +50,20 @@ def run(args: argparse.Namespace) -> int:
     graphs = NavGraphs(args.data)
     scans = sorted({e.scan for e in load_episodes(args.data, args.split)})
     held_out = _evaluation_pairs(args.data, load_episodes)
+    scene_files = {scan: Path(args.data) / "scenes" / f"{scan}.json" for scan in scans}
+    if args.instructions:
+        for scene_file in scene_files.values():
+            if not scene_file.is_file():
+                raise DataError(scene_file, "missing: --instructions needs a synthetic world")
     rng = np.random.default_rng(args.seed)
     entries = []
-    for scan in tqdm(scans, desc="sample-paths", unit="house"):
+    for scan in tqdm(scans, desc="sample-paths", unit="house", disable=args.no_progress):
         graph = graphs[scan]
         ids = graph.viewpoint_ids
         pairs = [
             (a, b) for a, b in path_candidates(graph) if (scan, ids[a], ids[b]) not in held_out
         ]
-        scene = None
-        if args.instructions:
-            scene_file = Path(args.data) / "scenes" / f"{scan}.json"
-            if not scene_file.is_file():
-                raise DataError(scene_file, "missing: --instructions needs a synthetic world")
-            scene = read_json(scene_file)
+        scene = read_json(scene_files[scan]) if args.instructions else None
         for sampled in sample_paths(rng, graph, pairs, min(args.per_scan, len(pairs))):
             texts = [""]
             if scene is not None:
