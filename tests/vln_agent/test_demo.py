@@ -59,6 +59,7 @@ def test_demo_evaluates_the_agent_and_the_references(tiny_demo_inputs, tmp_path,
     assert list((out / "val_unseen").glob("**/*.png")), "episode maps are drawn"
     assert "real R2R data" in printed  # the references also ran on ../shared/r2r_real
     assert "clipvil train-vln" in printed
+    assert "clipvil sample-paths" in printed and "--aug-paths" in printed
     # A second run reuses the world and the features (same encoder file).
     assert main(argv) == 0
     assert "reusing" in capsys.readouterr().out
