@@ -189,8 +189,12 @@ class VLNTrainer:
         out_dir: str | os.PathLike[str],
         config: TrainConfig,
         context: DistributedContext | None = None,
-        resume: bool = False,
+        resume: bool | str | os.PathLike[str] = False,
     ) -> None:
+        """``resume``: ``True`` continues from ``out_dir/latest.pt``; a path continues from
+        that checkpoint instead (e.g. a warm start fine-tuned with another recipe in a new
+        run directory: weights, optimizer, samplers, random states and history carry over,
+        the new settings apply from the next iteration)."""
         self.data_dir, self.features, self.out_dir = Path(data_dir), Path(features), Path(out_dir)
         self.config = config
         self.context = context or init_distributed(
@@ -224,8 +228,8 @@ class VLNTrainer:
             from vln_agent.backtranslate import AugmentedBatches
 
             self.augmentation = AugmentedBatches(self, config.aug_paths, config.speaker)
-        if resume:
-            self._resume()
+        if resume is not False:
+            self._resume(None if resume is True else Path(resume))
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
         params = self.model.parameters()
@@ -397,11 +401,13 @@ class VLNTrainer:
             },
         )
 
-    def _resume(self) -> None:
-        path = self.out_dir / "latest.pt"
+    def _resume(self, path: Path | None = None) -> None:
+        path = path or self.out_dir / "latest.pt"
         payload = load_checkpoint(path, kind="follower")
         if payload["model_config"] != self.model_config.to_dict():
             raise DataError(path, "was trained with another model or vocabulary")
+        if "optimizer" not in payload or "rng" not in payload:
+            raise DataError(path, "has no training state to resume (an exported checkpoint?)")
         self.model.load_state_dict(payload["state_dict"])
         self.optimizer.load_state_dict(payload["optimizer"])
         for group in self.optimizer.param_groups:  # a resumed run may change the rate

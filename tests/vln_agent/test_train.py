@@ -12,12 +12,13 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from envs.episodes import load_episodes
+from envs.errors import DataError
 from envs.evaluate import load_predictions
 from envs.fileio import read_json, write_json
 from envs.metrics import METRIC_NAMES
 from vln_agent import rollout as vln_rollout
 from vln_agent import train as vln_train
-from vln_agent.checkpoint import load_checkpoint
+from vln_agent.checkpoint import export_checkpoint, load_checkpoint
 from vln_agent.cli import main
 from vln_agent.losses import imitation_loss
 from vln_agent.train import TrainConfig, VLNTrainer, load_follower, load_train_config
@@ -217,6 +218,42 @@ def test_resume_takes_the_new_learning_rate(tiny_world, tmp_path):
     assert resumed.optimizer.state_dict()["state"]  # Adam's moments came back
     resumed.train(progress=False)
     assert load_checkpoint(run / "latest.pt")["train_config"]["feedback"] == "student"
+
+
+def test_resume_from_another_runs_checkpoint_continues_it_in_a_new_directory(
+    tiny_world, tmp_path, capsys
+):
+    """``--resume-from CKPT``: the same as resuming in place, but logs and checkpoints go to
+    the new run directory and the source run is left alone."""
+    in_place = VLNTrainer(tiny_world.data_dir, tiny_world.features, tmp_path / "a", tiny_config())
+    in_place.train(progress=False)
+    VLNTrainer(
+        tiny_world.data_dir, tiny_world.features, tmp_path / "b", tiny_config(iterations=2)
+    ).train(progress=False)
+    source = tmp_path / "b" / "latest.pt"
+    before = source.read_bytes()
+    moved = VLNTrainer(
+        tiny_world.data_dir, tiny_world.features, tmp_path / "c", tiny_config(), resume=source
+    )
+    assert moved.iteration == 2
+    moved.train(progress=False)
+    expected, got = in_place.model.state_dict(), moved.model.state_dict()
+    assert all(torch.equal(expected[k], got[k]) for k in expected)
+    assert load_checkpoint(tmp_path / "c" / "latest.pt")["step"] == 4
+    assert source.read_bytes() == before
+    _, rows = read_log(tmp_path / "c")
+    assert [float(r["iteration"]) for r in rows if r["val_seen/sr"]] == [4.0]
+
+    exported = tmp_path / "exported.pt"
+    export_checkpoint(source, exported)
+    with pytest.raises(DataError, match="no training state"):
+        VLNTrainer(
+            tiny_world.data_dir, tiny_world.features, tmp_path / "d", tiny_config(), resume=exported
+        )
+    argv = ["train-vln", "--data", tiny_world.data_dir, "--features", tiny_world.features]
+    argv += ["--out", tmp_path / "e", "--resume-from", exported, "--no-progress"]
+    status, _, err = run_cli(argv, capsys)
+    assert status == 2 and "exported.pt" in err and len(err.strip().splitlines()) == 1
 
 
 def test_resume_refuses_another_architecture(tiny_world, tmp_path):

@@ -19,7 +19,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", type=Path, required=True, help="run directory (checkpoints, logs)")
     parser.add_argument("--config", type=Path, help="JSON file of training settings (TrainConfig)")
-    parser.add_argument("--resume", action="store_true", help="continue from RUN_DIR/latest.pt")
+    resume = parser.add_mutually_exclusive_group()
+    resume.add_argument("--resume", action="store_true", help="continue from RUN_DIR/latest.pt")
+    resume.add_argument(
+        "--resume-from",
+        type=Path,
+        metavar="CKPT",
+        help="continue another run's checkpoint in RUN_DIR (e.g. fine-tune with a new --config)",
+    )
     parser.add_argument("--iterations", type=int)
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--feedback", choices=("envdrop", "teacher", "sample", "student"))
@@ -48,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
     )
     context = init_distributed(None if config.device == "auto" else config.device)
     try:
-        trainer = VLNTrainer(args.data, args.features, args.out, config, context, args.resume)
+        resume = args.resume_from if args.resume_from is not None else args.resume
+        trainer = VLNTrainer(args.data, args.features, args.out, config, context, resume)
         best = trainer.train(progress=not args.no_progress)
     finally:
         shutdown(context)
