@@ -51,6 +51,11 @@ def tiny_config(**overrides) -> TrainConfig:
     return load_train_config(None, **(values | overrides))
 
 
+def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    expected, got = a.state_dict(), b.state_dict()
+    return expected.keys() == got.keys() and all(torch.equal(expected[k], got[k]) for k in expected)
+
+
 def read_log(run_dir: Path) -> tuple[list[str], list[dict[str, str]]]:
     with open(run_dir / "log.csv", newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
@@ -156,8 +161,7 @@ def test_resume_continues_exactly_where_the_run_stopped(tiny_world, tmp_path):
     assert resumed.iteration == 2
     resumed.train(progress=False)
 
-    expected, got = full.model.state_dict(), resumed.model.state_dict()
-    assert all(torch.equal(expected[k], got[k]) for k in expected)
+    assert same_weights(full.model, resumed.model)
     a, b = (
         load_checkpoint(tmp_path / "a" / "latest.pt"),
         load_checkpoint(tmp_path / "b" / "latest.pt"),
@@ -237,8 +241,7 @@ def test_resume_from_another_runs_checkpoint_continues_it_in_a_new_directory(
     )
     assert moved.iteration == 2
     moved.train(progress=False)
-    expected, got = in_place.model.state_dict(), moved.model.state_dict()
-    assert all(torch.equal(expected[k], got[k]) for k in expected)
+    assert same_weights(in_place.model, moved.model)
     assert load_checkpoint(tmp_path / "c" / "latest.pt")["step"] == 4
     assert source.read_bytes() == before
     _, rows = read_log(tmp_path / "c")

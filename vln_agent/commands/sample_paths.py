@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         raise DataError(args.out, "--per-scan must be positive and --instructions >= 0")
     graphs = NavGraphs(args.data)
     scans = sorted({e.scan for e in load_episodes(args.data, args.split)})
-    held_out = _evaluation_pairs(args.data, load_episodes)
+    held_out = _evaluation_pairs(args.data)
     scene_files = {scan: Path(args.data) / "scenes" / f"{scan}.json" for scan in scans}
     if args.instructions:
         for scene_file in scene_files.values():
@@ -89,8 +89,10 @@ def run(args: argparse.Namespace) -> int:
 EVALUATION_SPLITS = ("val_seen", "val_unseen", "test")
 
 
-def _evaluation_pairs(data_dir: Path, load_episodes) -> set[tuple[str, str, str]]:
+def _evaluation_pairs(data_dir: Path) -> set[tuple[str, str, str]]:
     """(scan, a, b) for the ends of every evaluation path present, in both directions."""
+    from envs.episodes import load_episodes
+
     pairs = set()
     for split in EVALUATION_SPLITS:
         if not (Path(data_dir) / f"R2R_{split}.json").is_file():
