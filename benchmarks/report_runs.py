@@ -6,6 +6,11 @@ the run's ``log.csv``. This is how the feature comparison in README.md and BENCH
 was made::
 
     .venv/bin/python benchmarks/report_runs.py clip=runs/clip supervised=runs/sup random=runs/rand
+
+A training made in stages (``train-vln --resume-from`` into a new run directory) is given as
+``NAME=STAGE1_DIR,STAGE2_DIR``: its evaluations are read in that order, and the wall time
+adds up the stages. A process that was resumed (``--resume``) restarts its clock; the time
+keeps adding up across the restart.
 """
 
 from __future__ import annotations
@@ -18,25 +23,34 @@ SPLITS = ("val_seen", "val_unseen")
 SELECT = "val_unseen/spl"
 
 
-def evaluations(run_dir: Path) -> list[dict[str, float]]:
-    """The rows of ``log.csv`` that hold evaluation metrics, with the wall time so far."""
-    rows, seconds = [], 0.0
-    with open(run_dir / "log.csv", newline="") as f:
-        for row in csv.DictReader(f):
-            if row.get("train/seconds"):
-                seconds = float(row["train/seconds"])
-            if row.get(SELECT):
-                values = {k: float(v) for k, v in row.items() if v}
-                values["seconds"] = seconds
-                rows.append(values)
+def evaluations(*run_dirs: Path) -> list[dict[str, float]]:
+    """The rows of the runs' ``log.csv`` that hold evaluation metrics, in order, with the
+    wall time so far (summed over the stages and over restarts of the clock)."""
+    rows, offset, clock = [], 0.0, 0.0
+    for run_dir in run_dirs:
+        offset, clock = offset + clock, 0.0
+        with open(run_dir / "log.csv", newline="") as f:
+            for row in csv.DictReader(f):
+                if rows and float(row["iteration"]) <= rows[-1]["iteration"] and row.get(SELECT):
+                    continue  # a stage's copy of an evaluation already read
+                if row.get("train/seconds"):
+                    seconds = float(row["train/seconds"])
+                    if seconds < clock:  # the process was restarted
+                        offset += clock
+                    clock = seconds
+                if row.get(SELECT):
+                    values = {k: float(v) for k, v in row.items() if v}
+                    values["seconds"] = offset + clock
+                    rows.append(values)
     return rows
 
 
-def table(runs: dict[str, Path]) -> str:
+def table(runs: dict[str, list[Path]], until: int | None = None) -> str:
+    """Best and last evaluation of each run, only up to iteration ``until`` when given."""
     header = "| features | eval at | iteration | " + " | ".join(f"{s} SR | {s} SPL" for s in SPLITS)
     lines = [header + " | train time |", "|---" * (4 + 2 * len(SPLITS)) + "|"]
-    for name, run_dir in runs.items():
-        evals = evaluations(run_dir)
+    for name, run_dirs in runs.items():
+        evals = [e for e in evaluations(*run_dirs) if until is None or e["iteration"] <= until]
         if not evals:
             lines.append(f"| {name} | (no evaluation yet) |" + " |" * (2 + 2 * len(SPLITS)))
             continue
@@ -54,13 +68,16 @@ def table(runs: dict[str, Path]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("runs", nargs="+", help="NAME=RUN_DIR")
+    parser.add_argument("runs", nargs="+", help="NAME=RUN_DIR or NAME=STAGE1_DIR,STAGE2_DIR")
+    parser.add_argument(
+        "--until", type=int, help="ignore evaluations after this iteration (same budget)"
+    )
     args = parser.parse_args()
     runs = {}
     for item in args.runs:
         name, _, path = item.partition("=")
-        runs[name] = Path(path)
-    print(table(runs))
+        runs[name] = [Path(part) for part in path.split(",")]
+    print(table(runs, args.until))
 
 
 if __name__ == "__main__":
