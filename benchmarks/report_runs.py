@@ -25,14 +25,19 @@ SELECT = "val_unseen/spl"
 
 def evaluations(*run_dirs: Path) -> list[dict[str, float]]:
     """The rows of the runs' ``log.csv`` that hold evaluation metrics, in order, with the
-    wall time so far (summed over the stages and over restarts of the clock)."""
-    rows, offset, clock = [], 0.0, 0.0
+    wall time so far (summed over the stages and over restarts of the clock).
+
+    A later stage starts from an earlier stage's checkpoint, so the earlier stage's
+    evaluations from the later stage's first one on belong to a discarded branch.
+    """
+    rows: list[dict[str, float]] = []
+    offset = 0.0
     for run_dir in run_dirs:
-        offset, clock = offset + clock, 0.0
+        if not (run_dir / "log.csv").is_file():
+            raise SystemExit(f"{run_dir}: no log.csv (not a train-vln run directory)")
+        stage, clock = [], 0.0
         with open(run_dir / "log.csv", newline="") as f:
             for row in csv.DictReader(f):
-                if rows and float(row["iteration"]) <= rows[-1]["iteration"] and row.get(SELECT):
-                    continue  # a stage's copy of an evaluation already read
                 if row.get("train/seconds"):
                     seconds = float(row["train/seconds"])
                     if seconds < clock:  # the process was restarted
@@ -41,7 +46,10 @@ def evaluations(*run_dirs: Path) -> list[dict[str, float]]:
                 if row.get(SELECT):
                     values = {k: float(v) for k, v in row.items() if v}
                     values["seconds"] = offset + clock
-                    rows.append(values)
+                    stage.append(values)
+        offset += clock
+        if stage:
+            rows = [r for r in rows if r["iteration"] < stage[0]["iteration"]] + stage
     return rows
 
 
