@@ -5,7 +5,9 @@ the speaker describes the teacher's route on the augmentation paths through the 
 features, and the follower learns (with the run's feedback) to follow those generated
 instructions through the same masked features. Without a speaker the augmentation file's
 own instructions are used (e.g. ``clipvil sample-paths --instructions N`` in a synthetic
-world). The trainer alternates real and augmented batches, one optimizer step each.
+world), optionally through one environmental-dropout mask per batch as well
+(``aug_environment_dropout``). The trainer alternates real and augmented batches, one
+optimizer step each.
 """
 
 from __future__ import annotations
@@ -76,15 +78,20 @@ class AugmentedBatches:
             tokens[row, : len(encoded)] = encoded
         return tokens
 
-    def describe(self, ids: list[str]) -> tuple[torch.Tensor, np.ndarray]:
-        """One environmental-dropout mask and the speaker's instructions for a batch."""
+    def mask(self) -> torch.Tensor:
+        """One environmental-dropout mask [D] for a batch."""
         trainer = self.trainer
-        mask = environment_dropout(
+        return environment_dropout(
             trainer.feature_size, trainer.config.feature_dropout, trainer.context.device
         )
-        return mask, self.instructions(ids, mask)
+
+    def describe(self, ids: list[str]) -> tuple[torch.Tensor, np.ndarray | None]:
+        """A batch's mask and, with a speaker, its instructions (else the file's own)."""
+        mask = self.mask()
+        return mask, self.instructions(ids, mask) if self.speaker is not None else None
 
     def losses(self) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
         """The run's feedback losses on augmented batches (each with its own mask)."""
-        describe = self.describe if self.speaker is not None else None
+        masked = self.speaker is not None or self.trainer.config.aug_environment_dropout
+        describe = self.describe if masked else None
         return self.trainer.feedback_losses(self.env, self.sampler, describe)

@@ -94,6 +94,10 @@ class TrainConfig:
     #: file's own instructions are used.
     aug_paths: str | None = None
     speaker: str | None = None
+    #: Without a speaker, still drop one mask of feature channels per augmented batch
+    #: (EnvDrop's environmental dropout, in place of the per-view feature dropout); with a
+    #: speaker this is always on.
+    aug_environment_dropout: bool = False
 
     def __post_init__(self) -> None:
         if self.feedback not in FEEDBACK_MODES:
@@ -106,6 +110,8 @@ class TrainConfig:
             )
         if self.speaker is not None and self.aug_paths is None:
             raise ValueError("back-translation needs aug_paths (clipvil sample-paths) for speaker")
+        if self.aug_environment_dropout and self.aug_paths is None:
+            raise ValueError("aug_environment_dropout needs aug_paths (clipvil sample-paths)")
 
 
 def load_train_config(path: str | os.PathLike[str] | None, **overrides: Any) -> TrainConfig:

@@ -240,6 +240,43 @@ def test_aug_paths_add_an_optimizer_step_on_an_augmented_batch(
     )
 
 
+def test_environment_dropout_without_a_speaker_masks_only_augmented_batches(
+    tiny_synthetic_world, synthetic_aug, synthetic_features, tmp_path
+):
+    """``aug_environment_dropout``: every augmented batch gets its own channel mask [D] and
+    keeps the file's own instructions; real batches keep the per-view feature dropout."""
+    config = tiny_config(
+        feedback="envdrop", aug_paths=str(synthetic_aug["three"]), aug_environment_dropout=True
+    )
+    trainer = VLNTrainer(tiny_synthetic_world, synthetic_features, tmp_path / "run", config)
+    batches = []
+    original = vln_train.rollout
+
+    def recording(model, env, instr_ids, feedback, feature_mask=None, instructions=None, **kw):
+        batches.append((env, feature_mask, instructions))
+        return original(model, env, instr_ids, feedback, feature_mask, instructions, **kw)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(vln_train, "rollout", recording)
+        trainer.train(progress=False)
+
+    # per iteration: imitation + A2C on a real batch, then on an augmented batch
+    assert len(batches) == 4 * config.iterations
+    real = [b for b in batches if b[0] is trainer.env]
+    augmented = [b for b in batches if b[0] is trainer.augmentation.env]
+    assert len(real) == len(augmented) == 2 * config.iterations
+    assert all(mask is None and words is None for _, mask, words in real)
+    scale = 1.0 / (1.0 - config.feature_dropout)
+    masks = [mask for _, mask, _ in augmented]
+    for mask in masks:
+        assert mask.shape == (FEATURE_SIZE,)
+        assert mask.unique().tolist() == pytest.approx([0.0, scale])
+    assert all(words is None for _, _, words in augmented)
+    assert len({tuple(m.tolist()) for m in masks}) > 1  # a fresh mask per batch
+    with pytest.raises(ValueError, match="aug_paths"):
+        tiny_config(aug_environment_dropout=True)
+
+
 def test_a_plain_run_makes_one_step_per_iteration(
     tiny_synthetic_world, synthetic_features, tmp_path
 ):

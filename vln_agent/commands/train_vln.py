@@ -35,6 +35,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--aug-paths", type=str, help="augmentation paths (clipvil sample-paths)")
     parser.add_argument("--speaker", type=str, help="speaker checkpoint for back-translation")
+    parser.add_argument(
+        "--aug-environment-dropout",
+        action="store_true",
+        default=None,
+        help="one feature-channel dropout mask per augmented batch, without a speaker too",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
@@ -52,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         aug_paths=args.aug_paths,
         speaker=args.speaker,
+        aug_environment_dropout=args.aug_environment_dropout,
     )
     context = init_distributed(None if config.device == "auto" else config.device)
     try:
