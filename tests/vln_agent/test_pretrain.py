@@ -13,8 +13,9 @@ import torch
 from envs.errors import DataError
 from envs.fileio import read_json, write_json
 from envs.graph import NavGraphs
-from envs.synthetic.phrasing import OBJECT_WORDS
+from envs.synthetic.phrasing import COLOUR_WORDS, OBJECT_WORDS, ROOM_WORDS
 from envs.synthetic.scene_facts import SceneFacts
+from envs.synthetic.vocabulary import COLOUR_NAMES
 from envs.views import load_skybox_faces, render_encoder_views, skybox_dir
 from vln_agent.cli import main
 from vln_agent.encoders import create_encoder, read_checkpoint_metadata, save_encoder
@@ -28,6 +29,7 @@ from vln_agent.pretrain.data import (
     render_view_cache,
     split_scans,
     view_labels,
+    with_category_captions,
 )
 from vln_agent.pretrain.objectives import (
     ContrastiveObjective,
@@ -157,6 +159,40 @@ def test_labels_of_the_world_agree_with_its_captions(tiny_synthetic_world):
     for view, lab in with_objects:  # every caption names the largest visible object
         words = OBJECT_WORDS[lab.largest_object]
         assert all(any(w in caption for w in words) for caption in view.captions), view
+
+
+def test_category_captions_name_only_the_room_or_a_visible_object(tiny_synthetic_world):
+    views = load_captioned_views(tiny_synthetic_world, split_scans(tiny_synthetic_world, "train"))
+    labels = load_view_labels(tiny_synthetic_world, views)
+    extended = with_category_captions(views, labels, 3, seed=0)
+    assert extended == with_category_captions(views, labels, 3, seed=0)  # seeded
+    colours = set(COLOUR_NAMES) | {w for words in COLOUR_WORDS.values() for w in words}
+    named_objects = 0
+    for view, new, lab in zip(views, extended, labels, strict=True):
+        assert new.key == view.key and new.captions[:3] == view.captions
+        added = new.captions[3:]
+        assert len(added) == 3
+        rooms = ROOM_WORDS[lab.room_type]
+        objects = [w for category in lab.objects for w in OBJECT_WORDS[category]]
+        for caption in added:
+            assert not set(caption.split()) & colours, caption
+            in_room = any(caption.endswith(" " + w) for w in rooms)
+            named = [w for w in objects if f" {w}" in caption]
+            assert in_room or named, caption  # a room type or an object the view shows
+            named_objects += bool(named)
+        if not lab.objects:
+            assert all(any(caption.endswith(" " + w) for w in rooms) for caption in added)
+    assert named_objects > 0
+
+
+def test_category_captions_join_the_contrastive_targets(tiny_synthetic_world, tmp_path):
+    plain = _trainer(tiny_synthetic_world, tmp_path, epochs=1)
+    extended = _trainer(tiny_synthetic_world, tmp_path, epochs=1, category_captions=2)
+    tokens = extended.objective.caption_tokens  # [N, K + 2, L]
+    assert tokens.shape[:2] == (len(plain.views), plain.objective.caption_tokens.shape[1] + 2)
+    assert torch.equal(tokens[:, :3], plain.objective.caption_tokens[:, :3])
+    with pytest.raises(ValueError, match="category_captions"):
+        PretrainConfig(category_captions=-1)
 
 
 def test_render_cache_holds_the_encoder_views_and_is_reused(

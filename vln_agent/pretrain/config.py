@@ -35,6 +35,10 @@ class PretrainConfig:
     eps: float = 1e-6
     #: Gradients are clipped to this global norm.
     grad_clip: float = 1.0
+    #: Short captions per view naming only its room type or one object it shows ("a
+    #: kitchen", "a photo of a fridge", "a sofa in a lounge"), added to the view's captions
+    #: of ``captions.json`` (CLIP objective only; 0: none).
+    category_captions: int = 0
     #: Brightness/contrast jitter: factors in ``1 +- color_jitter`` (0 disables it).
     color_jitter: float = 0.1
     seed: int = 0
@@ -56,6 +60,8 @@ class PretrainConfig:
     precision: str = "bf16"
 
     def __post_init__(self) -> None:
+        if self.category_captions < 0:
+            raise ValueError(f"category_captions must be >= 0, got {self.category_captions}")
         positive = ("epochs", "batch_size", "threads", "render_workers", "log_every")
         for name in (*positive, "checkpoint_every"):
             if getattr(self, name) < 1:

@@ -9,6 +9,8 @@
   (objects covering at least :data:`~envs.synthetic.captions.CAPTION_MIN_PIXELS` of the
   640 x 480 view, the threshold under which captions do not name an object either), read
   from ``DIR/scenes/{scan}.json``;
+* :func:`with_category_captions` - extra short captions naming only a view's room type or
+  one object it shows ("a kitchen", "a photo of a fridge", "a sofa in a lounge");
 * :func:`render_view_cache` - the encoder inputs of the views,
   :func:`envs.views.render_encoder_views` (the very function the feature extractor uses),
   rendered once by worker processes into a uint8 ``[N, S, S, 3]`` ``.npy`` file that is
@@ -24,7 +26,7 @@ import json
 import multiprocessing
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +43,7 @@ from envs.errors import DataError
 from envs.fileio import read_json
 from envs.graph import NavGraphs
 from envs.synthetic.captions import CAPTION_MIN_PIXELS
+from envs.synthetic.phrasing import OBJECT_WORDS, pick, room_word, with_article
 from envs.synthetic.scene import scene_path
 from envs.synthetic.scene_facts import SceneFacts
 from envs.synthetic.vocabulary import OBJECT_CATEGORIES, ROOM_TYPES
@@ -249,6 +252,42 @@ def load_view_labels(
             facts[view.scan] = SceneFacts.from_scene(read_json(scene_path(data_dir, view.scan)))
         labels.append(view_labels(facts[view.scan], view.viewpoint, view.view_index, min_pixels))
     return labels
+
+
+#: Templates of the category captions: a room alone, or one object (without its colour).
+CATEGORY_ROOM_TEMPLATES = ("{a_room}", "a photo of {a_room}")
+CATEGORY_OBJECT_TEMPLATES = ("{an_object}", "a photo of {an_object}", "{an_object} in {a_room}")
+
+
+def category_captions(labels: ViewLabels, count: int, rng: np.random.Generator) -> list[str]:
+    """``count`` short captions naming only the view's room type or one object it shows.
+
+    The captions of ``captions.json`` always name an object with its colour and its room;
+    these are the other style web alt-text has much of ("a photo of a kitchen"), so the
+    embedding also groups views by category rather than mostly by colour.
+    """
+    templates = CATEGORY_ROOM_TEMPLATES + (CATEGORY_OBJECT_TEMPLATES if labels.objects else ())
+    captions = []
+    for _ in range(count):
+        category = pick(rng, labels.objects) if labels.objects else ""
+        room = room_word(labels.room_type, rng)
+        obj = pick(rng, OBJECT_WORDS.get(category, (category,))) if category else ""
+        template = pick(rng, templates)
+        captions.append(
+            template.format(a_room=with_article(room), an_object=with_article(obj) if obj else "")
+        )
+    return captions
+
+
+def with_category_captions(
+    views: Sequence[CaptionedView], labels: Sequence[ViewLabels], count: int, seed: int
+) -> list[CaptionedView]:
+    """``views`` with ``count`` :func:`category_captions` appended to each one's captions."""
+    rng = np.random.default_rng([seed, count])
+    return [
+        replace(view, captions=view.captions + tuple(category_captions(label, count, rng)))
+        for view, label in zip(views, labels, strict=True)
+    ]
 
 
 # ---------------------------------------------------------------------------- render cache

@@ -42,6 +42,7 @@ from vln_agent.pretrain.data import (
     load_view_labels,
     render_view_cache,
     split_scans,
+    with_category_captions,
 )
 from vln_agent.pretrain.objectives import (
     CLIP_KIND,
@@ -88,10 +89,18 @@ def tokenize_captions(encoder: CLIPEncoder, views: list[CaptionedView]) -> torch
 
 
 def build_objective(
-    kind: str, encoder: CLIPEncoder, data_dir: Path, views: list[CaptionedView]
+    kind: str,
+    encoder: CLIPEncoder,
+    data_dir: Path,
+    views: list[CaptionedView],
+    config: PretrainConfig | None = None,
 ) -> ContrastiveObjective | SupervisedObjective:
-    """The objective ``kind`` with the targets of ``views``."""
+    """The objective ``kind`` with the targets of ``views`` (``config.category_captions``
+    adds captions to them)."""
     if kind == CLIP_KIND:
+        if config is not None and config.category_captions:
+            labels = load_view_labels(data_dir, views)
+            views = with_category_captions(views, labels, config.category_captions, config.seed)
         return ContrastiveObjective(encoder, tokenize_captions(encoder, views))
     if kind == SUPERVISED_KIND:
         labels = load_view_labels(data_dir, views)
@@ -179,7 +188,7 @@ class Pretrainer:
         self.pixels = render_view_cache(
             self.data_dir, self.views, size, self.cache_dir, config.render_workers, progress
         )  # [N, S, S, 3] uint8
-        self.objective = build_objective(kind, self.encoder, self.data_dir, self.views)
+        self.objective = build_objective(kind, self.encoder, self.data_dir, self.views, config)
         self.objective.to(self.device)
         self.optimizer = make_optimizer(self.objective, config)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
