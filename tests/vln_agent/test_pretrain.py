@@ -465,3 +465,6 @@ def test_bad_settings_and_missing_state_are_one_line_errors(tiny_synthetic_world
     assert "epochs must be at least 1" in _one_line_error(capsys)
     assert main([*argv, "--resume", "--eval-split", "", "--batch-size", "16"]) == 2
     assert "latest.pt: checkpoint file not found" in _one_line_error(capsys)
+    clip = ["pretrain-clip", *argv[1:], "--category-captions", "-1"]
+    assert main(clip) == 2
+    assert "category_captions must be >= 0" in _one_line_error(capsys)

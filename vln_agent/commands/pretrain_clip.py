@@ -64,6 +64,7 @@ def run_pretraining(args: argparse.Namespace, kind: str) -> int:
         threads=args.threads,
         eval_split=args.eval_split,
         device=args.device,
+        category_captions=getattr(args, "category_captions", None),
     )
     trainer = Pretrainer(
         kind,
@@ -87,6 +88,11 @@ def run_pretraining(args: argparse.Namespace, kind: str) -> int:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     configure_pretraining(parser)
+    parser.add_argument(
+        "--category-captions",
+        type=int,
+        help="short captions per view naming only its room or one object (default: 0)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
