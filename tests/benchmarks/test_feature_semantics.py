@@ -1,6 +1,5 @@
 """benchmarks/feature_semantics.py: R^2 of features from a synthetic world's view labels."""
 
-import importlib.util
 from pathlib import Path
 
 import h5py
@@ -11,16 +10,12 @@ from envs.constants import NUM_VIEWS
 from envs.graph import NavGraphs
 from vln_agent.pretrain.data import load_captioned_views, load_view_labels
 
-SCRIPT = Path(__file__).parents[2] / "benchmarks" / "feature_semantics.py"
 FEATURE_SIZE = 12
 
 
 @pytest.fixture(scope="module")
-def semantics():
-    spec = importlib.util.spec_from_file_location("feature_semantics", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def semantics(load_benchmark):
+    return load_benchmark("feature_semantics")
 
 
 def write_features(path: Path, world: Path, semantics, noise: float, seed: int) -> Path:

@@ -1,12 +1,10 @@
 """benchmarks/report_runs.py: evaluations of staged and resumed trainings, read from log.csv."""
 
 import csv
-import importlib.util
 from pathlib import Path
 
 import pytest
 
-REPORT = Path(__file__).parents[2] / "benchmarks" / "report_runs.py"
 FIELDS = [
     "iteration",
     "train/seconds",
@@ -18,11 +16,8 @@ FIELDS = [
 
 
 @pytest.fixture(scope="module")
-def report():
-    spec = importlib.util.spec_from_file_location("report_runs", REPORT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def report(load_benchmark):
+    return load_benchmark("report_runs")
 
 
 def write_log(run_dir: Path, rows: list[tuple[int, float, float | None]]) -> Path:
