@@ -212,7 +212,7 @@ def how_to_train(world: Path, features: Path, model: str) -> str:
     return "\n".join(
         [
             "train your own (README.md, section Training):",
-            f"  clipvil pretrain-clip --data {world} --out runs/clip.pt",
+            f"  clipvil pretrain-clip --data {world} --out runs/clip.pt --category-captions 3",
             f"  clipvil features --data {world} --model {model} --pretrained runs/clip.pt "
             "--out runs/clip.h5 --float16",
             f"  clipvil sample-paths --data {world} --per-scan 1000 --instructions 3 "
