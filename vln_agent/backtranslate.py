@@ -78,16 +78,13 @@ class AugmentedBatches:
             tokens[row, : len(encoded)] = encoded
         return tokens
 
-    def mask(self) -> torch.Tensor:
-        """One environmental-dropout mask [D] for a batch."""
+    def describe(self, ids: list[str]) -> tuple[torch.Tensor, np.ndarray | None]:
+        """One environmental-dropout mask [D] for a batch and, with a speaker, its
+        instructions (else the file's own)."""
         trainer = self.trainer
-        return environment_dropout(
+        mask = environment_dropout(
             trainer.feature_size, trainer.config.feature_dropout, trainer.context.device
         )
-
-    def describe(self, ids: list[str]) -> tuple[torch.Tensor, np.ndarray | None]:
-        """A batch's mask and, with a speaker, its instructions (else the file's own)."""
-        mask = self.mask()
         return mask, self.instructions(ids, mask) if self.speaker is not None else None
 
     def losses(self) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
