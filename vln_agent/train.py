@@ -200,7 +200,8 @@ class VLNTrainer:
         """``resume``: ``True`` continues from ``out_dir/latest.pt``; a path continues from
         that checkpoint instead (e.g. a warm start fine-tuned with another recipe in a new
         run directory: weights, optimizer, samplers, random states and history carry over,
-        the new settings apply from the next iteration)."""
+        the new settings apply from the next iteration). Under another ``config.seed`` than
+        the checkpoint's, the samplers and random states start afresh from the new seed."""
         self.data_dir, self.features, self.out_dir = Path(data_dir), Path(features), Path(out_dir)
         self.config = config
         self.context = context or init_distributed(
@@ -420,11 +421,16 @@ class VLNTrainer:
             group["lr"] = self.config.learning_rate
         self.iteration = int(payload["step"])
         state = payload["rng"]
+        self.best_score = float(state["best_score"])
+        self.history = list(state["history"])
+        if payload["train_config"].get("seed") != self.config.seed:
+            # a warm start under another seed (a seed study of one stage): keep the fresh
+            # random streams of the new seed instead of the checkpoint's
+            torch.manual_seed(self.config.seed)
+            return
         restore_rng(state["global"])
         self.sampler.load_state_dict(state["sampler"])
         self.generator.set_state(state["generator"])
-        self.best_score = float(state["best_score"])
-        self.history = list(state["history"])
         if self.augmentation is not None and state.get("aug_sampler") is not None:
             self.augmentation.sampler.load_state_dict(state["aug_sampler"])
 

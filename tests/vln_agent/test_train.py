@@ -259,6 +259,43 @@ def test_resume_from_another_runs_checkpoint_continues_it_in_a_new_directory(
     assert status == 2 and "exported.pt" in err and len(err.strip().splitlines()) == 1
 
 
+def test_warm_start_under_another_seed_draws_fresh_random_streams(tiny_world, tmp_path):
+    """``--resume-from CKPT --seed N``: the weights, optimizer and history carry over, the
+    batches and random states come from the new seed (a seed study of one stage), and are
+    reproducible from it."""
+    VLNTrainer(
+        tiny_world.data_dir, tiny_world.features, tmp_path / "src", tiny_config(iterations=2)
+    ).train(progress=False)
+    source = tmp_path / "src" / "latest.pt"
+    same_seed = VLNTrainer(
+        tiny_world.data_dir, tiny_world.features, tmp_path / "s0", tiny_config(), resume=source
+    )
+
+    def reseeded(name: str) -> VLNTrainer:
+        return VLNTrainer(
+            tiny_world.data_dir,
+            tiny_world.features,
+            tmp_path / name,
+            tiny_config(seed=1),
+            resume=source,
+        )
+
+    first = reseeded("s1")
+    assert first.iteration == 2 and same_weights(same_seed.model, first.model)
+    assert first.history == same_seed.history and first.best_score == same_seed.best_score
+    assert first.sampler.state_dict() != same_seed.sampler.state_dict()
+    first.train(progress=False)
+    second = reseeded("s1-again")  # the global random state is the process's: one at a time
+    second.train(progress=False)
+    same_seed = VLNTrainer(
+        tiny_world.data_dir, tiny_world.features, tmp_path / "s0", tiny_config(), resume=source
+    )
+    same_seed.train(progress=False)
+    assert not same_weights(same_seed.model, first.model)
+    assert same_weights(first.model, second.model)
+    assert load_checkpoint(tmp_path / "s1" / "latest.pt")["train_config"]["seed"] == 1
+
+
 def test_resume_refuses_another_architecture(tiny_world, tmp_path):
     run = tmp_path / "run"
     VLNTrainer(tiny_world.data_dir, tiny_world.features, run, tiny_config(iterations=2)).train(

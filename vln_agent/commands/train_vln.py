@@ -31,7 +31,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--feedback", choices=("envdrop", "teacher", "sample", "student"))
     parser.add_argument("--eval-every", type=int)
-    parser.add_argument("--seed", type=int)
+    parser.add_argument(
+        "--seed",
+        type=int,
+        help="random seed; with --resume/--resume-from, another seed than the checkpoint's "
+        "draws fresh batches and random states from it",
+    )
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--aug-paths", type=str, help="augmentation paths (clipvil sample-paths)")
     parser.add_argument("--speaker", type=str, help="speaker checkpoint for back-translation")
