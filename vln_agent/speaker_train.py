@@ -23,10 +23,10 @@ from envs.errors import DataError
 from envs.gym_env import R2RVectorEnv
 from envs.tokenizer import Tokenizer, split_words
 from vln_agent.bleu import corpus_bleu
-from vln_agent.checkpoint import load_checkpoint, save_checkpoint
+from vln_agent.training.checkpoint import load_checkpoint, save_checkpoint
 from vln_agent.models.speaker import Speaker, SpeakerConfig
 from vln_agent.routes import teacher_routes
-from vln_agent.runlog import RunLog
+from vln_agent.training.runlog import RunLog
 from vln_agent.sampler import EpisodeSampler
 
 

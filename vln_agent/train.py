@@ -3,7 +3,7 @@
 The default recipe is R2R-EnvDrop's: every iteration a teacher-forced imitation rollout
 (loss x 0.2) and a sampled A2C rollout (shaped reward, gamma 0.9, critic 0.5 x MSE, entropy
 0.01) on two fresh batches, one RMSprop step (lr 1e-4), gradients clipped to 40. Runs in one
-process or under ``torchrun`` (see :mod:`vln_agent.distributed`). Checkpoints describe
+process or under ``torchrun`` (see :mod:`vln_agent.training.distributed`). Checkpoints describe
 themselves and are written atomically; ``resume`` continues exactly where the last one was
 saved (model, optimizer, sampler and random states).
 """
@@ -28,8 +28,8 @@ from envs.errors import DataError
 from envs.graph import NavGraphs
 from envs.gym_env import R2RVectorEnv
 from envs.tokenizer import Tokenizer
-from vln_agent.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
-from vln_agent.distributed import (
+from vln_agent.training.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
+from vln_agent.training.distributed import (
     DistributedContext,
     average_gradients,
     broadcast_parameters,
@@ -39,9 +39,9 @@ from vln_agent.evaluate import evaluate_follower
 from vln_agent.losses import a2c_loss, imitation_loss
 from vln_agent.models.follower import Follower, FollowerConfig
 from vln_agent.rollout import Rollout, rollout
-from vln_agent.runlog import RunLog
+from vln_agent.training.runlog import RunLog
 from vln_agent.sampler import EpisodeSampler
-from vln_agent.settings import load_settings
+from vln_agent.training.settings import load_settings
 
 FEEDBACK_MODES = ("envdrop", "teacher", "sample", "student")
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from envs.fileio import read_json, write_json
-from vln_agent.checkpoint import load_checkpoint
+from vln_agent.training.checkpoint import load_checkpoint
 from vln_agent.cli import main
 from vln_agent.train import VLNTrainer, load_train_config
 
@@ -29,7 +29,7 @@ HELPERS_SCRIPT = """
 import json, sys
 import torch
 from torch import nn
-from vln_agent.distributed import (
+from vln_agent.training.distributed import (
     all_reduce_sum, average_gradients, broadcast_parameters, init_distributed, shutdown,
 )
 

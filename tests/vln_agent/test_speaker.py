@@ -16,7 +16,7 @@ import torch
 from envs.episodes import load_episodes
 from envs.fileio import read_json, write_json
 from envs.tokenizer import Tokenizer
-from vln_agent.checkpoint import load_checkpoint, save_checkpoint
+from vln_agent.training.checkpoint import load_checkpoint, save_checkpoint
 from vln_agent.cli import main
 from vln_agent.routes import teacher_routes
 from vln_agent.speaker_train import SpeakerTrainConfig, SpeakerTrainer, load_speaker

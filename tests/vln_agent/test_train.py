@@ -18,7 +18,7 @@ from envs.fileio import read_json, write_json
 from envs.metrics import METRIC_NAMES
 from vln_agent import rollout as vln_rollout
 from vln_agent import train as vln_train
-from vln_agent.checkpoint import export_checkpoint, load_checkpoint
+from vln_agent.training.checkpoint import export_checkpoint, load_checkpoint
 from vln_agent.cli import main
 from vln_agent.losses import imitation_loss
 from vln_agent.train import TrainConfig, VLNTrainer, load_follower, load_train_config
@@ -468,7 +468,7 @@ def test_cli_bad_input_is_one_line_and_writes_nothing(
 
 
 def test_exported_checkpoint_drops_training_state_and_predicts_the_same(tiny_world, tmp_path):
-    from vln_agent.checkpoint import export_checkpoint, load_checkpoint
+    from vln_agent.training.checkpoint import export_checkpoint, load_checkpoint
 
     run = tmp_path / "run"
     VLNTrainer(tiny_world.data_dir, tiny_world.features, run, tiny_config(iterations=2)).train(

@@ -50,7 +50,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from vln_agent.distributed import init_distributed, shutdown
+    from vln_agent.training.distributed import init_distributed, shutdown
     from vln_agent.train import VLNTrainer, load_train_config
 
     config = load_train_config(

@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from vln_agent.settings import load_settings
+from vln_agent.training.settings import load_settings
 
 #: Training precisions (autocast dtypes of the forward passes).
 PRECISIONS = ("fp32", "bf16")

@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from envs.errors import DataError
 from envs.fileio import read_json
-from vln_agent.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
+from vln_agent.training.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from vln_agent.encoders import CLIPEncoder, create_encoder, save_encoder
 from vln_agent.encoders.encoder import check_precision
 from vln_agent.pretrain.config import PretrainConfig, warmup_cosine
@@ -51,7 +51,7 @@ from vln_agent.pretrain.objectives import (
     SupervisedObjective,
 )
 from vln_agent.pretrain.zeroshot import EvalViews, evaluate_views, load_eval_views
-from vln_agent.runlog import RunLog
+from vln_agent.training.runlog import RunLog
 
 #: The split whose houses pretraining may see.
 TRAIN_SPLIT = "train"
