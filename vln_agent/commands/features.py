@@ -7,6 +7,7 @@ The paper's three image towers share the architecture and this pipeline:
   encoder checkpoint whose metadata says ``"encoder_kind": "supervised"``);
 * ``--encoder random``: a random init of ``--model`` drawn with ``--seed``.
 
+:func:`vln_agent.encoders.create_encoder_of_kind` builds the encoder and checks the options.
 The features are :meth:`~vln_agent.encoders.CLIPEncoder.encode_image` of RGB views (see
 :mod:`vln_agent.extract`); the file records the model, weights, kind and image size.
 """
@@ -14,21 +15,14 @@ The features are :meth:`~vln_agent.encoders.CLIPEncoder.encode_image` of RGB vie
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from vln_agent.encoders import CLIPEncoder
 
 NAME = "features"
 HELP = "Render and encode the 36 views of every viewpoint into an HDF5 feature file."
 
+#: The choices of ``--encoder``: :data:`vln_agent.encoders.kinds.ENCODER_KINDS` (kept here
+#: too so that building the parser does not import torch).
 ENCODER_KINDS = ("clip", "supervised", "random")
-#: Where a clipvil checkpoint records how its image tower was trained.
-ENCODER_KIND_KEY = "encoder_kind"
-#: ``pretrained`` attribute recorded for a random init.
-NO_WEIGHTS = "none"
 
 
 def _integer(text: str, minimum: int) -> int:
@@ -101,11 +95,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from vln_agent.encoders import create_encoder_of_kind
     from vln_agent.extract import extract_features
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    encoder, attrs = build_encoder(args)
+    encoder, attrs = create_encoder_of_kind(
+        args.encoder,
+        args.model,
+        args.pretrained,
+        seed=args.seed,
+        device=args.device,
+        precision=args.precision,
+    )
     scans = [s for s in args.scans.split(",") if s] if args.scans else None
     result = extract_features(
         args.data,
@@ -125,45 +127,3 @@ def run(args: argparse.Namespace) -> int:
         f"{result.path}" + (f" ({resumed} kept from an interrupted run)" if resumed else "")
     )
     return 0
-
-
-def build_encoder(args: argparse.Namespace) -> tuple[CLIPEncoder, dict[str, str | int]]:
-    """The encoder the options ask for, and the attributes that describe it in the file."""
-    import torch
-
-    from envs.errors import DataError
-    from vln_agent.encoders import create_encoder, resolve_pretrained
-    from vln_agent.encoders.encoder import check_precision
-
-    if args.device == "cuda" and not torch.cuda.is_available():
-        raise DataError("--device", "cuda asked for, but torch sees no GPU")
-    try:
-        check_precision(args.precision, args.device)
-    except ValueError as err:
-        raise DataError("--precision", str(err)) from None
-    attrs: dict[str, str | int] = {"encoder_kind": args.encoder}
-    if args.encoder == "random":
-        if args.pretrained:
-            raise DataError(args.pretrained, "--encoder random takes no --pretrained weights")
-        torch.manual_seed(args.seed)
-        attrs.update(pretrained=NO_WEIGHTS, seed=args.seed)
-        pretrained = None
-    else:
-        if not args.pretrained:
-            raise DataError("--pretrained", f"required with --encoder {args.encoder}")
-        source = resolve_pretrained(args.model, args.pretrained)
-        if args.encoder == "supervised" and source.tag is not None:
-            raise DataError(
-                args.pretrained,
-                "is a pretrained tag; --encoder supervised needs a checkpoint of "
-                "clipvil pretrain-supervised",
-            )
-        kind = (source.metadata or {}).get(ENCODER_KIND_KEY)
-        if kind is not None and kind != args.encoder:
-            raise DataError(
-                args.pretrained, f"holds a {kind!r} encoder, not {args.encoder!r} (--encoder)"
-            )
-        pretrained = args.pretrained
-        attrs["pretrained"] = source.tag or os.path.abspath(args.pretrained)
-    encoder = create_encoder(args.model, pretrained, device=args.device, precision=args.precision)
-    return encoder, attrs

@@ -2,7 +2,9 @@
 
 ``create_encoder(name, pretrained=tag_or_file)`` builds a :class:`CLIPEncoder` from any
 open_clip model (or clipvil's ``clipvil-small`` / ``clipvil-tiny`` configs) with weights
-from the local cache or a local file, offline. See :mod:`.encoder` for the feature shapes
+from the local cache or a local file, offline; ``create_encoder_of_kind(kind, name, ...)``
+builds one of the paper's three image towers (clip / supervised / random) for a feature
+file (see :mod:`.kinds`). See :mod:`.encoder` for the feature shapes
 and :mod:`.checkpoint` for the self-describing checkpoint format.
 """
 
@@ -16,6 +18,12 @@ from vln_agent.encoders.checkpoint import (
 )
 from vln_agent.encoders.encoder import PRECISIONS, CLIPEncoder, TextTokens
 from vln_agent.encoders.factory import create_encoder, load_encoder
+from vln_agent.encoders.kinds import (
+    ENCODER_KIND_KEY,
+    ENCODER_KINDS,
+    NO_WEIGHTS,
+    create_encoder_of_kind,
+)
 from vln_agent.encoders.locking import count_trainable
 from vln_agent.encoders.pos_embed import interpolate_pos_embed
 from vln_agent.encoders.registry import (
@@ -31,12 +39,16 @@ __all__ = [
     "CHECKPOINT_VERSION",
     "CLIPEncoder",
     "CLIPVIL_MODELS",
+    "ENCODER_KINDS",
+    "ENCODER_KIND_KEY",
     "MODEL_CONFIG_DIR",
+    "NO_WEIGHTS",
     "PRECISIONS",
     "TextTokens",
     "WeightsUnavailableError",
     "count_trainable",
     "create_encoder",
+    "create_encoder_of_kind",
     "interpolate_pos_embed",
     "list_models",
     "load_encoder",

@@ -24,14 +24,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vln_agent.encoders import CLIPEncoder
+from vln_agent.encoders import ENCODER_KIND_KEY, CLIPEncoder
+from vln_agent.encoders.kinds import CLIP_KIND, SUPERVISED_KIND
 from vln_agent.pretrain.data import LabelSpace
 
 #: open_clip's trainer keeps ``logit_scale`` in [0, ln 100] after every step.
 MAX_LOGIT_SCALE = math.log(100.0)
-#: ``encoder_kind`` of the checkpoints each objective writes.
-CLIP_KIND = "clip"
-SUPERVISED_KIND = "supervised"
 
 
 class ContrastiveObjective(nn.Module):
@@ -43,6 +41,7 @@ class ContrastiveObjective(nn.Module):
             each step draws one of the ``K`` per view.
     """
 
+    #: ``encoder_kind`` of the checkpoints it writes.
     kind = CLIP_KIND
 
     def __init__(self, encoder: CLIPEncoder, caption_tokens: torch.Tensor) -> None:
@@ -83,7 +82,7 @@ class ContrastiveObjective(nn.Module):
             self.encoder.model.logit_scale.clamp_(0.0, MAX_LOGIT_SCALE)
 
     def checkpoint_extra(self) -> dict[str, Any]:
-        return {"encoder_kind": self.kind}
+        return {ENCODER_KIND_KEY: self.kind}
 
 
 def _full_precision(like: torch.Tensor) -> contextlib.AbstractContextManager:
@@ -140,6 +139,7 @@ class SupervisedObjective(nn.Module):
         labels: the class names, stored in the checkpoint.
     """
 
+    #: ``encoder_kind`` of the checkpoints it writes.
     kind = SUPERVISED_KIND
 
     def __init__(
@@ -196,7 +196,7 @@ class SupervisedObjective(nn.Module):
     def checkpoint_extra(self) -> dict[str, Any]:
         """The heads and class names, so that :mod:`.zeroshot` can report their accuracy."""
         return {
-            "encoder_kind": self.kind,
+            ENCODER_KIND_KEY: self.kind,
             "label_names": self.labels.to_dict(),
             "heads": {k: v.detach().cpu().clone() for k, v in self.heads.state_dict().items()},
         }

@@ -33,7 +33,12 @@ import torch
 from envs.errors import DataError
 from envs.synthetic.phrasing import OBJECT_WORDS, ROOM_WORDS, with_article
 from envs.synthetic.vocabulary import COLOUR_NAMES, OBJECTS
-from vln_agent.encoders import CLIPEncoder, create_encoder, read_checkpoint_metadata
+from vln_agent.encoders import (
+    ENCODER_KIND_KEY,
+    CLIPEncoder,
+    create_encoder,
+    read_checkpoint_metadata,
+)
 from vln_agent.pretrain.data import (
     DEFAULT_RENDER_WORKERS,
     CaptionedView,
@@ -315,7 +320,7 @@ def evaluate_checkpoint(
     return {
         "checkpoint": str(checkpoint),
         "model": model,
-        "encoder_kind": metadata.get("encoder_kind"),
+        ENCODER_KIND_KEY: metadata.get(ENCODER_KIND_KEY),
         "step": metadata.get("step"),
         **results,
     }
