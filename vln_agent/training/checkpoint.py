@@ -1,12 +1,22 @@
-"""Self-describing checkpoints, written atomically.
+"""The one self-describing checkpoint format of clipvil, written atomically.
 
-A checkpoint is one ``torch.save`` file holding everything needed to rebuild and resume::
+Every trained model (the follower, the speaker, the pretrained encoders, and the QA models
+to come) is one ``torch.save`` file holding everything needed to rebuild and resume::
 
     {"version", "kind", "model_config", "train_config", "state_dict", "step", "metrics",
-     "vocabulary", "extra", "optimizer"?, "rng"?}
+     "vocabulary"?, "extra", "optimizer"?, "scheduler"?, "rng"?}
 
-Loading needs nothing but the file (nanoGPT's habit). Bad files raise a one-line
+``kind`` names the model (``follower``, ``speaker``, ``encoder``, ...), ``model_config``
+is what its constructor takes, ``train_config`` the run settings, ``extra`` anything else
+the model's loader needs (provenance, label spaces); ``optimizer`` / ``scheduler`` /
+``rng`` (random states, samplers, history) only a resumed run needs. Loading needs nothing
+but the file (nanoGPT's habit) and uses ``torch.load(weights_only=True)``: the payload
+holds tensors and plain Python values only. Each model's loader lives next to the model
+(:func:`vln_agent.models.follower.load_follower`, ...). Bad files raise a one-line
 :class:`~envs.errors.DataError` naming the file.
+
+Version history: 1 stored numpy's random state as an array (read here with numpy's array
+types allowed); 2 stores it as plain integers.
 """
 
 from __future__ import annotations
@@ -24,8 +34,18 @@ import torch
 from envs.errors import DataError
 from envs.fileio import atomic_write
 
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2
 _REQUIRED = ("version", "kind", "model_config", "state_dict")
+#: Entries only a resumed training run needs.
+TRAINING_STATE_KEYS = ("optimizer", "scheduler", "rng")
+#: numpy types that version-1 checkpoints pickled in their random states.
+_NUMPY_CORE = getattr(np, "_core", None) or np.core  # numpy 2 renamed np.core to np._core
+_LEGACY_NUMPY_GLOBALS = (
+    _NUMPY_CORE.multiarray._reconstruct,
+    np.ndarray,
+    np.dtype,
+    type(np.dtype(np.uint32)),
+)
 
 
 def save_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> None:
@@ -39,13 +59,18 @@ def save_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> No
 
 
 def load_checkpoint(path: str | os.PathLike[str], kind: str | None = None) -> dict[str, Any]:
-    """Read a checkpoint written by :func:`save_checkpoint` (on the CPU)."""
+    """Read a checkpoint written by :func:`save_checkpoint` (on the CPU, ``weights_only``)."""
     path = Path(path)
     if not path.is_file():
         raise DataError(path, "checkpoint file not found")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as err:
+        with torch.serialization.safe_globals(list(_LEGACY_NUMPY_GLOBALS)):
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        if "Unsupported global" in str(err):
+            raise DataError(path, "holds Python objects beyond tensors and plain values") from None
+        raise DataError(path, "corrupt or truncated checkpoint (UnpicklingError)") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as err:
         raise DataError(path, f"corrupt or truncated checkpoint ({type(err).__name__})") from None
     if not isinstance(payload, dict) or any(key not in payload for key in _REQUIRED):
         raise DataError(path, "not a clipvil checkpoint (missing version/kind/model_config)")
@@ -57,10 +82,12 @@ def load_checkpoint(path: str | os.PathLike[str], kind: str | None = None) -> di
 
 
 def capture_rng() -> dict[str, Any]:
-    """The global random states (python, numpy, torch, CUDA) for exact resumption."""
+    """The global random states (python, numpy, torch, CUDA) for exact resumption, as
+    tensors and plain values (readable with ``weights_only=True``)."""
+    name, keys, position, has_gauss, cached = np.random.get_state()
     return {
         "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        "numpy": (name, [int(k) for k in keys], int(position), int(has_gauss), float(cached)),
         "torch": torch.get_rng_state(),
         # dropout on a GPU draws from the CUDA generators, not from torch's CPU one
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
@@ -69,14 +96,11 @@ def capture_rng() -> dict[str, Any]:
 
 def restore_rng(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    name, keys, position, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), position, has_gauss, cached))
     torch.set_rng_state(state["torch"])
     if state.get("cuda") is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-
-
-#: Entries only a resumed training run needs.
-TRAINING_STATE_KEYS = ("optimizer", "rng")
 
 
 def export_checkpoint(
