@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from gymnasium.vector import AutoresetMode
 
 from envs.episodes import load_episodes
 from envs.errors import DataError
-from envs.gym_env import R2RVectorEnv
+from vln_agent.models.speaker import load_speaker
 from vln_agent.routes import environment_dropout, teacher_routes
 from vln_agent.sampler import EpisodeSampler
-from vln_agent.speaker_train import load_speaker
 
 
 class AugmentedBatches:
@@ -45,16 +43,8 @@ class AugmentedBatches:
             raise DataError(
                 aug_paths, "has paths without instructions: pass --speaker to describe them"
             )
-        self.env = R2RVectorEnv(
-            config.batch_size // trainer.context.world_size,
-            autoreset_mode=AutoresetMode.DISABLED,
-            data_dir=trainer.data_dir,
-            features=trainer.features,
-            split=episodes,
-            tokenizer=trainer.tokenizer,
-            max_instruction_length=config.max_instruction_length,
-            max_actions=config.max_actions,
-            episode_order="random",
+        self.env = trainer.make_env(
+            episodes, config.batch_size // trainer.context.world_size, "random"
         )
         self.sampler = EpisodeSampler(
             [e.instr_id for e in episodes], config.batch_size, config.seed + 2
@@ -83,7 +73,7 @@ class AugmentedBatches:
         instructions (else the file's own)."""
         trainer = self.trainer
         mask = environment_dropout(
-            trainer.feature_size, trainer.config.feature_dropout, trainer.context.device
+            trainer.feature_size, trainer.model_config.feature_dropout, trainer.context.device
         )
         return mask, self.instructions(ids, mask) if self.speaker is not None else None
 

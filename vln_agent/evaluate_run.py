@@ -11,7 +11,7 @@ from envs.fileio import write_json
 from envs.graph import NavGraphs
 from envs.gym_env import R2RVectorEnv
 from vln_agent.evaluate import predict
-from vln_agent.train import load_follower
+from vln_agent.models.follower import load_follower
 
 
 def evaluate_checkpoint(

@@ -3,52 +3,45 @@
 The default recipe is R2R-EnvDrop's: every iteration a teacher-forced imitation rollout
 (loss x 0.2) and a sampled A2C rollout (shaped reward, gamma 0.9, critic 0.5 x MSE, entropy
 0.01) on two fresh batches, one RMSprop step (lr 1e-4), gradients clipped to 40. Runs in one
-process or under ``torchrun`` (see :mod:`vln_agent.training.distributed`). Checkpoints describe
-themselves and are written atomically; ``resume`` continues exactly where the last one was
-saved (model, optimizer, sampler and random states).
+process or under ``torchrun``. The spine (:class:`vln_agent.training.trainer.Trainer`)
+owns the loop, logs, checkpoints and resumption; this module says how to batch, what the
+losses are and how to evaluate.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
-import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from gymnasium.vector import AutoresetMode
-from tqdm import tqdm
 
 from envs.episodes import load_episodes
 from envs.errors import DataError
 from envs.graph import NavGraphs
 from envs.gym_env import R2RVectorEnv
 from envs.tokenizer import Tokenizer
-from vln_agent.training.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
-from vln_agent.training.distributed import (
-    DistributedContext,
-    average_gradients,
-    broadcast_parameters,
-    init_distributed,
-)
+from vln_agent.environments import DEFAULT_MAX_ACTIONS, DEFAULT_MAX_INSTRUCTION_LENGTH, make_env
 from vln_agent.evaluate import evaluate_follower
 from vln_agent.losses import a2c_loss, imitation_loss
 from vln_agent.models.follower import Follower, FollowerConfig
 from vln_agent.rollout import Rollout, rollout
-from vln_agent.training.runlog import RunLog
 from vln_agent.sampler import EpisodeSampler
+from vln_agent.training.distributed import DistributedContext
 from vln_agent.training.settings import load_settings
+from vln_agent.training.trainer import Trainer
 
 FEEDBACK_MODES = ("envdrop", "teacher", "sample", "student")
+OPTIMIZERS = ("rmsprop", "adam")
+DEVICES = ("auto", "cpu", "cuda")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Settings of a training run (defaults: R2R-EnvDrop's recipe)."""
+    """Settings of a follower training run (defaults: R2R-EnvDrop's recipe)."""
 
     #: Optimizer steps.
     iterations: int = 3000
@@ -58,51 +51,58 @@ class TrainConfig:
     #: only; ``sample``: A2C only; ``student``: imitation on the agent's own sampled
     #: trajectories (student forcing: the shortest-path teacher's action from wherever the
     #: agent is, which also teaches it to stop when it reaches the goal by another way).
-    feedback: str = "envdrop"
+    feedback: str = field(default="envdrop", metadata={"choices": FEEDBACK_MODES})
+    #: Learning rate (a resumed run takes this one).
     learning_rate: float = 1e-4
     #: ``rmsprop`` (EnvDrop) or ``adam``.
-    optimizer: str = "rmsprop"
+    optimizer: str = field(default="rmsprop", metadata={"choices": OPTIMIZERS})
+    #: Gradients are clipped to this global norm.
     grad_clip: float = 40.0
+    #: Weight of the imitation loss in ``envdrop`` feedback.
     il_weight: float = 0.2
+    #: A2C's discount, critic loss weight and entropy bonus weight.
     gamma: float = 0.9
     critic_weight: float = 0.5
     entropy_weight: float = 0.01
     #: Actions (STOP included) before an episode is cut.
-    max_actions: int = 35
-    max_instruction_length: int = 80
+    max_actions: int = DEFAULT_MAX_ACTIONS
+    #: Instruction length in tokens (longer ones are cut).
+    max_instruction_length: int = DEFAULT_MAX_INSTRUCTION_LENGTH
     #: Words seen fewer times in the training instructions become <UNK>.
     min_word_count: int = 1
-    #: Follower architecture (see :class:`FollowerConfig`).
-    hidden_size: int = 512
-    word_embedding_size: int = 256
-    dropout: float = 0.5
-    feature_dropout: float = 0.4
-    #: Evaluate (and save) every this many iterations, on these splits.
+    #: Evaluate (and save) every this many iterations.
     eval_every: int = 250
+    #: Splits evaluated.
     eval_splits: tuple[str, ...] = ("val_seen", "val_unseen")
     #: The best checkpoint is chosen by this split's SPL.
     select_split: str = "val_unseen"
+    #: Agents per evaluation batch.
     eval_batch_size: int = 64
     #: Log training statistics every this many iterations.
     log_every: int = 10
+    #: Random seed; with --resume/--resume-from, another seed than the checkpoint's draws
+    #: fresh batches and random states from it.
     seed: int = 0
     #: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
-    device: str = "auto"
+    device: str = field(default="auto", metadata={"choices": DEVICES})
     #: Augmentation paths (R2R JSON, ``clipvil sample-paths``): an extra optimizer step on an
     #: augmented batch after every real one (EnvDrop). With ``speaker`` (a checkpoint) the
     #: speaker describes them (back-translation with environmental dropout); without, the
     #: file's own instructions are used.
     aug_paths: str | None = None
+    #: Speaker checkpoint (``clipvil train-speaker``) for back-translation of aug_paths.
     speaker: str | None = None
     #: Without a speaker, still drop one mask of feature channels per augmented batch
     #: (EnvDrop's environmental dropout, in place of the per-view feature dropout); with a
     #: speaker this is always on.
     aug_environment_dropout: bool = False
+    #: The follower's architecture (its vocabulary and feature sizes come from the data).
+    model: FollowerConfig = FollowerConfig()
 
     def __post_init__(self) -> None:
         if self.feedback not in FEEDBACK_MODES:
             raise ValueError(f"feedback must be one of {FEEDBACK_MODES}, got {self.feedback!r}")
-        if self.optimizer not in ("rmsprop", "adam"):
+        if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be rmsprop or adam, got {self.optimizer!r}")
         if self.select_split not in self.eval_splits:
             raise ValueError(
@@ -115,35 +115,9 @@ class TrainConfig:
 
 
 def load_train_config(path: str | os.PathLike[str] | None, **overrides: Any) -> TrainConfig:
-    """Settings from a JSON file (unknown keys and wrong types are errors), then ``overrides``."""
+    """Settings from a JSON recipe (unknown keys and wrong types are errors), then
+    ``overrides`` (flat: architecture fields go to ``model``)."""
     return load_settings(TrainConfig, path, "training", **overrides)
-
-
-def follower_config(config: TrainConfig, vocab_size: int, feature_size: int) -> FollowerConfig:
-    return FollowerConfig(
-        vocab_size=vocab_size,
-        feature_size=feature_size,
-        word_embedding_size=config.word_embedding_size,
-        hidden_size=config.hidden_size,
-        dropout=config.dropout,
-        feature_dropout=config.feature_dropout,
-    )
-
-
-def make_env(data_dir, features, split, tokenizer, config: TrainConfig, batch, order):
-    """A batch-synchronous vector env over one split."""
-    return R2RVectorEnv(
-        batch,
-        autoreset_mode=AutoresetMode.DISABLED,
-        data_dir=data_dir,
-        features=features,
-        split=split,
-        tokenizer=tokenizer,
-        max_instruction_length=config.max_instruction_length,
-        max_actions=config.max_actions,
-        shaped_reward=True,
-        episode_order=order,
-    )
 
 
 def action_log_probs(logits: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -185,8 +159,10 @@ def a2c_from_rollout(result: Rollout, config: TrainConfig) -> dict[str, torch.Te
     )
 
 
-class VLNTrainer:
-    """One training run: environments, model, optimizer, logs and checkpoints."""
+class VLNTrainer(Trainer):
+    """The follower's run: training and evaluation environments, batches and losses."""
+
+    kind = "follower"
 
     def __init__(
         self,
@@ -202,33 +178,24 @@ class VLNTrainer:
         run directory: weights, optimizer, samplers, random states and history carry over,
         the new settings apply from the next iteration). Under another ``config.seed`` than
         the checkpoint's, the samplers and random states start afresh from the new seed."""
-        self.data_dir, self.features, self.out_dir = Path(data_dir), Path(features), Path(out_dir)
-        self.config = config
-        self.context = context or init_distributed(
-            None if config.device == "auto" else config.device
-        )
-        torch.manual_seed(config.seed)
+        super().__init__(out_dir, config, context)
+        self.data_dir, self.features = Path(data_dir), Path(features)
         train_episodes = load_episodes(self.data_dir, "train")
         self.tokenizer = Tokenizer.build_from_episodes(train_episodes, config.min_word_count)
-        local_batch = config.batch_size // self.context.world_size
-        self.context.shard(config.batch_size)  # validates divisibility
-        self.env = make_env(
-            data_dir, features, "train", self.tokenizer, config, local_batch, "random"
-        )
+        self.env = self.make_env("train", config.batch_size // self.context.world_size, "random")
+        self.local_slice(config.batch_size)  # validates divisibility
         self.feature_size = self.env.core.feature_dim
-        self.model_config = follower_config(config, len(self.tokenizer), self.feature_size)
-        self.model = Follower(self.model_config).to(self.context.device)
-        broadcast_parameters(self.model, self.context)
-        self.optimizer = self._make_optimizer()
+        self.model_config = dataclasses.replace(
+            config.model, vocab_size=len(self.tokenizer), feature_size=self.feature_size
+        )
+        model = Follower(self.model_config).to(self.device)
+        self.attach(model, _make_optimizer(model, config))
         self.sampler = EpisodeSampler(
             [e.instr_id for e in train_episodes], config.batch_size, config.seed
         )
         # on the model's device: torch.multinomial needs a generator where its input is
-        self.generator = torch.Generator(self.context.device).manual_seed(config.seed + 1)
+        self.generator = torch.Generator(self.device).manual_seed(config.seed + 1)
         self.graphs = NavGraphs(self.data_dir)
-        self.iteration = 0
-        self.best_score = -math.inf
-        self.history: list[dict[str, float]] = []
         self._eval_envs: dict[str, tuple[R2RVectorEnv, list]] = {}
         self.augmentation = None
         if config.aug_paths is not None:
@@ -236,18 +203,34 @@ class VLNTrainer:
 
             self.augmentation = AugmentedBatches(self, config.aug_paths, config.speaker)
         if resume is not False:
-            self._resume(None if resume is True else Path(resume))
+            self.resume(None if resume is True else resume)
 
-    def _make_optimizer(self) -> torch.optim.Optimizer:
-        params = self.model.parameters()
-        if self.config.optimizer == "adam":
-            return torch.optim.Adam(params, lr=self.config.learning_rate)
-        return torch.optim.RMSprop(params, lr=self.config.learning_rate)
+    @property
+    def iteration(self) -> int:
+        """Optimizer steps on real batches so far (the spine's ``step``)."""
+        return self.step
+
+    @property
+    def select_metric(self) -> str:
+        return f"{self.config.select_split}/spl"
+
+    def make_env(self, split, batch_size: int, order: str) -> R2RVectorEnv:
+        """An environment over ``split`` with this run's tokenizer, features and limits."""
+        return make_env(
+            self.data_dir,
+            self.features,
+            split,
+            self.tokenizer,
+            batch_size,
+            order=order,
+            max_instruction_length=self.config.max_instruction_length,
+            max_actions=self.config.max_actions,
+        )
 
     # ---------------------------------------------------------------- training
     def local_ids(self, sampler: EpisodeSampler | None = None) -> list[str]:
         """This process's slice of the next global batch."""
-        return (sampler or self.sampler).next_batch()[self.context.shard(self.config.batch_size)]
+        return (sampler or self.sampler).next_batch()[self.local_slice(self.config.batch_size)]
 
     def losses(self) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
         """The loss parts of one iteration on the training split, and training statistics."""
@@ -298,58 +281,18 @@ class VLNTrainer:
         """One optimizer step (plus a back-translation step when configured)."""
         self.model.train()
         parts, stats = self.losses()
-        self._apply(parts)
+        self.optimize(parts)
         if self.augmentation is not None:
             aug_parts, aug_stats = self.augmentation.losses()
-            self._apply(aug_parts)
+            self.optimize(aug_parts)
             parts.update({f"aug_{k}": v for k, v in aug_parts.items()})
             stats.update({f"aug_{k}": v for k, v in aug_stats.items()})
-        self.iteration += 1
         return {k: float(v.detach()) for k, v in parts.items()} | stats
-
-    def _apply(self, parts: dict[str, torch.Tensor]) -> None:
-        self.optimizer.zero_grad(set_to_none=True)
-        sum(parts.values()).backward()
-        average_gradients(self.model, self.context)
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
-        self.optimizer.step()
-
-    def train(self, progress: bool = True) -> dict[str, Any]:
-        """Run to ``config.iterations``; returns the best evaluation metrics."""
-        config = self.config
-        log = RunLog(self.out_dir, self.context.is_main, start_iteration=self.iteration)
-        bar = tqdm(
-            total=config.iterations,
-            initial=self.iteration,
-            desc="train-vln",
-            disable=not (progress and self.context.is_main),
-        )
-        start = time.perf_counter()
-        while self.iteration < config.iterations:
-            stats = self.train_step()
-            bar.update(1)
-            if self.iteration % config.log_every == 0:
-                stats["seconds"] = time.perf_counter() - start
-                log.write(self.iteration, {f"train/{k}": v for k, v in stats.items()})
-                bar.set_postfix(loss=f"{sum(v for k, v in stats.items() if 'loss' in k):.3f}")
-            if self.iteration % config.eval_every == 0 or self.iteration == config.iterations:
-                self.evaluate_and_save(log)
-        bar.close()
-        log.close()
-        return self.best_metrics()
 
     # -------------------------------------------------------------- evaluation
     def eval_env(self, split: str) -> tuple[R2RVectorEnv, list]:
         if split not in self._eval_envs:
-            env = make_env(
-                self.data_dir,
-                self.features,
-                split,
-                self.tokenizer,
-                self.config,
-                self.config.eval_batch_size,
-                "sequential",
-            )
+            env = self.make_env(split, self.config.eval_batch_size, "sequential")
             self._eval_envs[split] = (env, load_episodes(self.data_dir, split))
         return self._eval_envs[split]
 
@@ -362,87 +305,34 @@ class VLNTrainer:
             results[split] = summary
         return results
 
-    def evaluate_and_save(self, log: RunLog) -> None:
-        if not self.context.is_main:
-            return
-        results = self.evaluate()
-        flat = {f"{split}/{k}": v for split, s in results.items() for k, v in s.items()}
-        log.write(self.iteration, flat)
-        self.history.append({"iteration": self.iteration, **flat})
-        score = results.get(self.config.select_split, {}).get("spl", -math.inf)
-        if score > self.best_score:
-            self.best_score = score
-            self.save(self.out_dir / "best.pt", results)
-        self.save(self.out_dir / "latest.pt", results)
-
-    def best_metrics(self) -> dict[str, Any]:
-        if not self.history:
-            return {}
-        key = f"{self.config.select_split}/spl"
-        return max(self.history, key=lambda row: row.get(key, -math.inf))
-
     # ------------------------------------------------------------- checkpoints
-    def save(self, path: Path, metrics: dict[str, Any]) -> None:
-        save_checkpoint(
-            path,
-            {
-                "kind": "follower",
-                "model_config": self.model_config.to_dict(),
-                "train_config": dataclasses.asdict(self.config),
-                "state_dict": self.model.state_dict(),
-                "step": self.iteration,
-                "metrics": metrics,
-                "vocabulary": list(self.tokenizer.vocab),
-                "extra": {"features": str(self.features), "feature_size": self.feature_size},
-                "optimizer": self.optimizer.state_dict(),
-                "rng": {
-                    "global": capture_rng(),
-                    "sampler": self.sampler.state_dict(),
-                    "generator": self.generator.get_state(),
-                    "best_score": self.best_score,
-                    "history": self.history,
-                    "aug_sampler": (
-                        self.augmentation.sampler.state_dict() if self.augmentation else None
-                    ),
-                },
-            },
-        )
+    def model_payload(self) -> dict[str, Any]:
+        return {
+            "model_config": self.model_config.to_dict(),
+            "state_dict": self.model.state_dict(),
+            "vocabulary": list(self.tokenizer.vocab),
+            "extra": {"features": str(self.features), "feature_size": self.feature_size},
+        }
 
-    def _resume(self, path: Path | None = None) -> None:
-        path = path or self.out_dir / "latest.pt"
-        payload = load_checkpoint(path, kind="follower")
-        if payload["model_config"] != self.model_config.to_dict():
-            raise DataError(path, "was trained with another model or vocabulary")
-        if "optimizer" not in payload or "rng" not in payload:
-            raise DataError(path, "has no training state to resume (an exported checkpoint?)")
-        self.model.load_state_dict(payload["state_dict"])
-        self.optimizer.load_state_dict(payload["optimizer"])
-        for group in self.optimizer.param_groups:  # a resumed run may change the rate
-            group["lr"] = self.config.learning_rate
-        self.iteration = int(payload["step"])
-        state = payload["rng"]
-        self.best_score = float(state["best_score"])
-        self.history = list(state["history"])
-        if payload["train_config"].get("seed") != self.config.seed:
-            # a warm start under another seed (a seed study of one stage): keep the fresh
-            # random streams of the new seed instead of the checkpoint's
-            torch.manual_seed(self.config.seed)
-            return
-        restore_rng(state["global"])
+    def run_state(self) -> dict[str, Any]:
+        return {
+            "sampler": self.sampler.state_dict(),
+            "generator": self.generator.get_state(),
+            "aug_sampler": self.augmentation.sampler.state_dict() if self.augmentation else None,
+        }
+
+    def load_run_state(self, state: dict[str, Any]) -> None:
         self.sampler.load_state_dict(state["sampler"])
         self.generator.set_state(state["generator"])
         if self.augmentation is not None and state.get("aug_sampler") is not None:
             self.augmentation.sampler.load_state_dict(state["aug_sampler"])
 
+    def check_resumable(self, payload: dict[str, Any], path: Path) -> None:
+        if payload["model_config"] != self.model_config.to_dict():
+            raise DataError(path, "was trained with another model or vocabulary")
 
-def load_follower(path: str | os.PathLike[str]) -> tuple[Follower, Tokenizer, dict[str, Any]]:
-    """A trained follower, its tokenizer and the whole checkpoint payload."""
-    payload = load_checkpoint(path, kind="follower")
-    try:
-        model = Follower(FollowerConfig(**payload["model_config"]))
-        model.load_state_dict(payload["state_dict"])
-        tokenizer = Tokenizer(payload["vocabulary"])
-    except (TypeError, RuntimeError, ValueError, KeyError) as err:
-        raise DataError(path, f"checkpoint does not match the follower ({err})") from None
-    model.eval()
-    return model, tokenizer, payload
+
+def _make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    if config.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    return torch.optim.RMSprop(model.parameters(), lr=config.learning_rate)

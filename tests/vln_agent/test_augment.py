@@ -266,7 +266,7 @@ def test_environment_dropout_without_a_speaker_masks_only_augmented_batches(
     augmented = [b for b in batches if b[0] is trainer.augmentation.env]
     assert len(real) == len(augmented) == 2 * config.iterations
     assert all(mask is None and words is None for _, mask, words in real)
-    scale = 1.0 / (1.0 - config.feature_dropout)
+    scale = 1.0 / (1.0 - config.model.feature_dropout)
     masks = [mask for _, mask, _ in augmented]
     for mask in masks:
         assert mask.shape == (FEATURE_SIZE,)
@@ -401,7 +401,7 @@ def test_augmented_batches_share_one_dropout_mask_with_the_speaker(
 
     # envdrop feedback: an imitation batch and an A2C batch, each described once
     assert len(described) == len(seen) == 2
-    scale = 1.0 / (1.0 - config.feature_dropout)
+    scale = 1.0 / (1.0 - config.model.feature_dropout)
     length = config.max_instruction_length
     for (ids, mask, words), (rollout_ids, feature_mask, instructions, first_views, obs) in zip(
         described, seen, strict=True

@@ -83,7 +83,7 @@ def test_shipped_checkpoints_load_and_fit_together():
         ENCODER_MODEL,
         FOLLOWER_CHECKPOINT,
     )
-    from vln_agent.train import load_follower
+    from vln_agent.models.follower import load_follower
 
     assert {ENCODER_CHECKPOINT, FOLLOWER_CHECKPOINT} <= set(list_checkpoints())
     encoder = create_encoder(ENCODER_MODEL, pretrained=checkpoint_path(ENCODER_CHECKPOINT))

@@ -18,10 +18,11 @@ from envs.fileio import read_json, write_json
 from envs.metrics import METRIC_NAMES
 from vln_agent import rollout as vln_rollout
 from vln_agent import train as vln_train
-from vln_agent.training.checkpoint import export_checkpoint, load_checkpoint
 from vln_agent.cli import main
 from vln_agent.losses import imitation_loss
-from vln_agent.train import TrainConfig, VLNTrainer, load_follower, load_train_config
+from vln_agent.models.follower import load_follower
+from vln_agent.train import TrainConfig, VLNTrainer, load_train_config
+from vln_agent.training.checkpoint import export_checkpoint, load_checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -350,7 +351,7 @@ def test_cli_train_then_eval_writes_submission_metrics_and_maps(
 ):
     latest = load_checkpoint(cli_run / "latest.pt")
     assert latest["step"] == 2 and latest["train_config"]["feedback"] == "teacher"
-    assert latest["train_config"]["hidden_size"] == CLI_SETTINGS["hidden_size"]
+    assert latest["train_config"]["model"]["hidden_size"] == CLI_SETTINGS["hidden_size"]
     out = tmp_path / "eval"
     argv = ["eval-vln", "--checkpoint", cli_run / "latest.pt", "--data", tiny_world.data_dir]
     argv += ["--features", tiny_world.features, "--split", "val_seen", "--out", out]

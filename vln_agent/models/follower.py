@@ -14,26 +14,31 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from envs.constants import ANGLE_FEATURE_SIZE
+from envs.errors import DataError
+from envs.tokenizer import Tokenizer
 from vln_agent.models.attention import SoftDotAttention
+from vln_agent.training.checkpoint import load_checkpoint
 
 
 @dataclass(frozen=True)
 class FollowerConfig:
     """Architecture of the follower (defaults: R2R-EnvDrop's)."""
 
-    #: Size of the instruction vocabulary (tokenizer's).
-    vocab_size: int
+    #: Size of the instruction vocabulary (the tokenizer's; 0 in a recipe: set from the data).
+    vocab_size: int = field(default=0, metadata={"derived": True})
     #: Visual feature size D of one view (512 for CLIP ViT-B, 640 for RN50x4, ...).
-    feature_size: int
+    feature_size: int = field(default=0, metadata={"derived": True})
     #: Token id used for padding.
-    padding_idx: int = 0
+    padding_idx: int = field(default=0, metadata={"derived": True})
     #: Word embedding size.
     word_embedding_size: int = 256
     #: Decoder hidden size; the bidirectional encoder uses half of it per direction.
@@ -41,7 +46,7 @@ class FollowerConfig:
     #: Embedding size of the previous action's angle feature.
     action_embedding_size: int = 64
     #: Angle feature size (EnvDrop: 128).
-    angle_feature_size: int = ANGLE_FEATURE_SIZE
+    angle_feature_size: int = field(default=ANGLE_FEATURE_SIZE, metadata={"derived": True})
     #: Dropout on words, contexts and hidden states.
     dropout: float = 0.5
     #: Dropout on the visual channels of view and candidate features.
@@ -171,3 +176,16 @@ class Follower(nn.Module):
     def value(self, tilde: torch.Tensor) -> torch.Tensor:
         """Critic's state value [B] from the attention-refined hidden state."""
         return self.critic(tilde).squeeze(1)
+
+
+def load_follower(path: str | os.PathLike[str]) -> tuple[Follower, Tokenizer, dict[str, Any]]:
+    """A trained follower (``kind: follower`` checkpoint), its tokenizer and the payload."""
+    payload = load_checkpoint(path, kind="follower")
+    try:
+        model = Follower(FollowerConfig(**payload["model_config"]))
+        model.load_state_dict(payload["state_dict"])
+        tokenizer = Tokenizer(payload["vocabulary"])
+    except (TypeError, RuntimeError, ValueError, KeyError) as err:
+        raise DataError(path, f"checkpoint does not match the follower ({err})") from None
+    model.eval()
+    return model, tokenizer, payload

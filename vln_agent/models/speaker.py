@@ -12,34 +12,41 @@ environmental-dropout mask (the mask shared with the follower in back-translatio
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from envs.constants import ANGLE_FEATURE_SIZE
+from envs.errors import DataError
+from envs.tokenizer import Tokenizer
 from vln_agent.models.attention import SoftDotAttention
+from vln_agent.training.checkpoint import load_checkpoint
 
 
 @dataclass(frozen=True)
 class SpeakerConfig:
     """Architecture of the speaker (defaults: R2R-EnvDrop's)."""
 
-    #: Size of the instruction vocabulary (tokenizer's).
-    vocab_size: int
+    #: Size of the instruction vocabulary (the tokenizer's; 0 in a recipe: set from the data).
+    vocab_size: int = field(default=0, metadata={"derived": True})
     #: Visual feature size D of one view.
-    feature_size: int
+    feature_size: int = field(default=0, metadata={"derived": True})
     #: Special token ids of the tokenizer.
-    padding_idx: int = 0
-    bos_idx: int = 3
-    eos_idx: int = 2
+    padding_idx: int = field(default=0, metadata={"derived": True})
+    bos_idx: int = field(default=3, metadata={"derived": True})
+    eos_idx: int = field(default=2, metadata={"derived": True})
     #: Word embedding size and hidden size.
     word_embedding_size: int = 256
     hidden_size: int = 512
     #: Angle feature size (EnvDrop: 128).
-    angle_feature_size: int = ANGLE_FEATURE_SIZE
+    angle_feature_size: int = field(default=ANGLE_FEATURE_SIZE, metadata={"derived": True})
+    #: Dropout on words, contexts and hidden states.
     dropout: float = 0.5
+    #: Dropout on the visual channels of the route's features.
     feature_dropout: float = 0.4
 
     def to_dict(self) -> dict:
@@ -174,3 +181,16 @@ class Speaker(nn.Module):
             if finished.all():
                 break
         return torch.cat(out, dim=1)
+
+
+def load_speaker(path: str | os.PathLike[str]) -> tuple[Speaker, Tokenizer, dict[str, Any]]:
+    """A trained speaker (``kind: speaker`` checkpoint), its tokenizer and the payload."""
+    payload = load_checkpoint(path, kind="speaker")
+    try:
+        model = Speaker(SpeakerConfig(**payload["model_config"]))
+        model.load_state_dict(payload["state_dict"])
+        tokenizer = Tokenizer(payload["vocabulary"])
+    except (TypeError, RuntimeError, ValueError, KeyError) as err:
+        raise DataError(path, f"checkpoint does not match the speaker ({err})") from None
+    model.eval()
+    return model, tokenizer, payload

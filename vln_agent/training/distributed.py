@@ -47,10 +47,17 @@ class DistributedContext:
         return slice(self.rank * local, (self.rank + 1) * local)
 
 
-def init_distributed(device: str | None = None) -> DistributedContext:
-    """Join the process group when started by torchrun; otherwise a single process."""
+def init_distributed(device: str | None = "auto") -> DistributedContext:
+    """Join the process group when started by torchrun; otherwise a single process.
+
+    ``device``: ``auto`` (or None) picks CUDA when available, else the CPU; ``cpu`` /
+    ``cuda`` as they are. This is the one place a device is chosen for training.
+    """
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    use_cuda = torch.cuda.is_available() if device is None else device.startswith("cuda")
+    if device in (None, "auto"):
+        use_cuda = torch.cuda.is_available()
+    else:
+        use_cuda = device.startswith("cuda")
     if world_size <= 1:
         return DistributedContext(device=torch.device("cuda" if use_cuda else "cpu"))
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
