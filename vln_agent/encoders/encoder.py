@@ -9,8 +9,10 @@ Shapes (``B`` batch, ``E`` joint embedding size, ``h x w`` feature grid, ``L`` c
   ``project=True`` also through ``proj``, ``C = E``). ModifiedResNet: the ``layer4`` map
   before attention pooling (``C`` = 32 x width, 2048 for RN50; with ``project=True`` each
   location goes through the attention pool's value and output projections, ``C = E``).
-* :meth:`CLIPEncoder.encode_text` -> ``[B, E]`` and :meth:`CLIPEncoder.encode_text_tokens`
-  -> :class:`TextTokens` (``[B, L, W]`` per-token features, mask, end-of-text positions).
+* :meth:`CLIPEncoder.encode_text` -> ``[B, E]`` (``trim_padding=True``: the same embedding,
+  cheaper, from the positions up to the last end-of-text token) and
+  :meth:`CLIPEncoder.encode_text_tokens` -> :class:`TextTokens` (``[B, L, W]`` per-token
+  features, mask, end-of-text positions).
 
 Resolution: :meth:`CLIPEncoder.set_image_size` resizes the position embeddings (ViT, and
 the ResNet attention pool used by the pooled output) from the checkpoint's native ones;
@@ -30,6 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from open_clip.model import CLIP
 from open_clip.modified_resnet import ModifiedResNet
 from open_clip.transform import PreprocessCfg, image_transform_v2
 from open_clip.transformer import VisionTransformer
@@ -233,11 +236,24 @@ class CLIPEncoder(nn.Module):
         """Texts -> ``[B, L]`` token ids with open_clip's tokenizer for this model."""
         return self.tokenizer(texts)
 
-    def encode_text(self, token_ids: torch.Tensor, normalize: bool = False) -> torch.Tensor:
-        """``[B, L]`` token ids -> ``[B, E]`` pooled text embeddings (float32)."""
+    def encode_text(
+        self, token_ids: torch.Tensor, normalize: bool = False, trim_padding: bool = False
+    ) -> torch.Tensor:
+        """``[B, L]`` token ids -> ``[B, E]`` pooled text embeddings (float32).
+
+        ``trim_padding``: run the text tower on the positions up to the batch's last
+        end-of-text token only. CLIP's text transformer is causal and pools at the
+        end-of-text token, so the padding after it never changes the embedding (up to
+        float rounding), and cutting it (77 -> ~20 positions for captions) saves most of
+        the cost. Text towers this does not hold for (non-causal, custom) run in full.
+        """
         token_ids = self._tokens(token_ids)
+        trim = trim_padding and self._text_is_causal_argmax_pooled()
         with self._autocast():
-            features = self.model.encode_text(token_ids)  # [B, E]
+            if trim:
+                features = self._encode_text_trimmed(token_ids)  # [B, E]
+            else:
+                features = self.model.encode_text(token_ids)  # [B, E]
         features = features.float()
         return F.normalize(features, dim=-1) if normalize else features
 
@@ -349,6 +365,28 @@ class CLIPEncoder(nn.Module):
                 f"got {tuple(token_ids.shape)}"
             )
         return token_ids.to(self.device, torch.long)
+
+    def _text_is_causal_argmax_pooled(self) -> bool:
+        """A plain open_clip CLIP text tower with a causal mask, pooled at the largest id."""
+        model = self.model
+        return (
+            isinstance(model, CLIP)
+            and model.attn_mask is not None
+            and getattr(model, "text_pool_type", None) == "argmax"
+        )
+
+    def _encode_text_trimmed(self, token_ids: torch.Tensor) -> torch.Tensor:
+        """``[B, L]`` -> ``[B, E]``: open_clip's ``CLIP.encode_text`` on the first ``l``
+        positions, ``l`` = the batch's last end-of-text position + 1 (call under autocast)."""
+        model = self.model
+        eot_index = token_ids.argmax(dim=-1)  # [B]: the end-of-text id is the largest
+        length = int(eot_index.max()) + 1
+        token_ids = token_ids[:, :length]  # [B, l]
+        x = model.token_embedding(token_ids) + model.positional_embedding[:length]  # [B, l, W]
+        x = model.transformer(x, attn_mask=model.attn_mask[:length, :length])
+        x = model.ln_final(x)  # [B, l, W]
+        x = x[torch.arange(len(token_ids), device=x.device), eot_index]  # [B, W]
+        return self._project_text(x)  # [B, E]
 
     def _text_attr(self, name: str, text_name: str | None = None) -> Any:
         """A text-tower attribute of CLIP (flattened) or CustomTextCLIP (``model.text``)."""

@@ -60,7 +60,7 @@ class ContrastiveObjective(nn.Module):
     ) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
         """``[B, 3, H, W]`` images and ``[B, L]`` captions -> loss parts and statistics."""
         image = self.encoder.encode_image(images)  # [B, E]
-        text = encode_text_trimmed(self.encoder, tokens)  # [B, E]
+        text = self.encoder.encode_text(tokens, trim_padding=True)  # [B, E], padding cut
         with _full_precision(image):
             image = F.normalize(image.float(), dim=-1)
             text = F.normalize(text.float(), dim=-1)
@@ -91,29 +91,9 @@ def _full_precision(like: torch.Tensor) -> contextlib.AbstractContextManager:
 
 
 def encode_text_trimmed(encoder: CLIPEncoder, tokens: torch.Tensor) -> torch.Tensor:
-    """``encoder.encode_text(tokens)`` ``[B, E]``, computed on the positions up to the last
-    end-of-text token only.
-
-    The text transformer is causal and pools at the end-of-text token, so the padding after
-    it never changes the embedding: cutting it (77 -> ~20 positions for captions) gives the
-    same result for a fraction of the cost. Falls back to the full computation for models
-    this does not hold for (non-causal or custom text towers).
-    """
-    model = encoder.model
-    pool = getattr(model, "text_pool_type", None)
-    if not isinstance(model, open_clip.CLIP) or model.attn_mask is None or pool != "argmax":
-        return encoder.encode_text(tokens)
-    tokens = encoder._tokens(tokens)  # [B, L] on the device, checked
-    length = int(tokens.argmax(dim=-1).max()) + 1  # argmax: the end-of-text id is the largest
-    tokens = tokens[:, :length]  # [B, l]
-    with encoder._autocast():
-        x = model.token_embedding(tokens) + model.positional_embedding[:length]  # [B, l, W]
-        x = model.transformer(x, attn_mask=model.attn_mask[:length, :length])
-        x = model.ln_final(x)  # [B, l, W]
-        x = x[torch.arange(len(tokens), device=x.device), tokens.argmax(dim=-1)]  # [B, W]
-        projection = model.text_projection
-        x = projection(x) if isinstance(projection, nn.Linear) else x @ projection  # [B, E]
-    return x.float()
+    """``encoder.encode_text(tokens, trim_padding=True)``: ``[B, E]`` computed on the
+    positions up to the last end-of-text token only (see :meth:`CLIPEncoder.encode_text`)."""
+    return encoder.encode_text(tokens, trim_padding=True)
 
 
 class LabelHeads(nn.Module):

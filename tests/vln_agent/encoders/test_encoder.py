@@ -54,6 +54,49 @@ def test_text_tokens_pool_to_the_text_embedding(tiny_encoder: CLIPEncoder):
         tiny_encoder.encode_text(tokens[:, :16])
 
 
+def trimmed_text_reference(encoder: CLIPEncoder, token_ids: torch.Tensor) -> torch.Tensor:
+    """The trimmed text encoding as ``pretrain.objectives`` computed it before it moved into
+    :meth:`CLIPEncoder.encode_text` (the same operations, on the model's public members)."""
+    model = encoder.model
+    tokens = token_ids.to(encoder.device, torch.long)  # [B, L]
+    length = int(tokens.argmax(dim=-1).max()) + 1
+    tokens = tokens[:, :length]  # [B, l]
+    dtype = {"fp32": None, "bf16": torch.bfloat16}[encoder.precision]
+    with torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+        x = model.token_embedding(tokens) + model.positional_embedding[:length]  # [B, l, W]
+        x = model.transformer(x, attn_mask=model.attn_mask[:length, :length])
+        x = model.ln_final(x)  # [B, l, W]
+        x = x[torch.arange(len(tokens)), tokens.argmax(dim=-1)]  # [B, W]
+        x = x @ model.text_projection  # [B, E]
+    return x.float()
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_trimmed_text_encoding_is_unchanged_and_matches_the_full_one(precision, one_torch_thread):
+    torch.manual_seed(0)
+    encoder = create_encoder("clipvil-tiny", precision=precision)
+    texts = ["a blue sofa in a living room", "a hall", "walk past the table and stop"]
+    tokens = encoder.tokenize(texts)  # [3, 77], the longest: 8 positions
+    with torch.no_grad():
+        trimmed = encoder.encode_text(tokens, trim_padding=True)  # [3, E]
+        assert torch.equal(trimmed, trimmed_text_reference(encoder, tokens))
+        full = encoder.encode_text(tokens)  # [3, E]
+        tolerance = {"fp32": 1e-5, "bf16": 2e-2}[precision]
+        torch.testing.assert_close(trimmed, full, atol=tolerance, rtol=tolerance)
+        normalized = encoder.encode_text(tokens, normalize=True, trim_padding=True)
+    torch.testing.assert_close(normalized, F.normalize(trimmed, dim=-1), atol=0, rtol=0)
+    with pytest.raises(ValueError, match="encoder.tokenize"):
+        encoder.encode_text(tokens[:, :16], trim_padding=True)
+
+
+def test_text_towers_that_cannot_be_trimmed_run_in_full(tiny_encoder: CLIPEncoder):
+    tiny_encoder.model.text_pool_type = "last"  # pools the last position: padding counts
+    tokens = tiny_encoder.tokenize(["a chair", "a door"])
+    with torch.no_grad():
+        full = tiny_encoder.encode_text(tokens)
+        assert torch.equal(tiny_encoder.encode_text(tokens, trim_padding=True), full)
+
+
 def test_resnet_shapes_at_any_grid_size(tiny_resnet_encoder: CLIPEncoder):
     images = torch.randn(2, 3, TINY_RN_SIZE, TINY_RN_SIZE)
     with torch.no_grad():
