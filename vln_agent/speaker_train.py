@@ -8,54 +8,60 @@ decodes greedily and scores corpus BLEU-4 against all instructions of the same p
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from gymnasium.vector import AutoresetMode
-from tqdm import tqdm
 
 from envs.episodes import load_episodes
-from envs.errors import DataError
-from envs.gym_env import R2RVectorEnv
 from envs.tokenizer import Tokenizer, split_words
 from vln_agent.bleu import corpus_bleu
-from vln_agent.training.checkpoint import load_checkpoint, save_checkpoint
+from vln_agent.environments import DEFAULT_MAX_ACTIONS, DEFAULT_MAX_INSTRUCTION_LENGTH, make_env
 from vln_agent.models.speaker import Speaker, SpeakerConfig
 from vln_agent.routes import teacher_routes
-from vln_agent.training.runlog import RunLog
 from vln_agent.sampler import EpisodeSampler
+from vln_agent.train import DEVICES
+from vln_agent.training.distributed import DistributedContext
+from vln_agent.training.settings import load_settings
+from vln_agent.training.trainer import Trainer
 
 
 @dataclass(frozen=True)
 class SpeakerTrainConfig:
     """Settings of a speaker training run (defaults: R2R-EnvDrop's)."""
 
+    #: Optimizer steps.
     iterations: int = 2000
+    #: Global batch size (split across processes under torchrun).
     batch_size: int = 64
+    #: RMSprop learning rate (a resumed run takes this one).
     learning_rate: float = 1e-4
+    #: Gradients are clipped to this global norm.
     grad_clip: float = 40.0
-    max_instruction_length: int = 80
-    max_actions: int = 35
+    #: Instruction length in tokens (longer ones are cut).
+    max_instruction_length: int = DEFAULT_MAX_INSTRUCTION_LENGTH
+    #: Actions (STOP included) of the longest route.
+    max_actions: int = DEFAULT_MAX_ACTIONS
+    #: Words seen fewer times in the training instructions become <UNK>.
     min_word_count: int = 1
-    hidden_size: int = 512
-    word_embedding_size: int = 256
-    dropout: float = 0.5
-    feature_dropout: float = 0.4
-    #: Evaluate (and save) every this many iterations, on these splits; the best
-    #: checkpoint is chosen by BLEU on ``select_split``.
+    #: Evaluate (and save) every this many iterations.
     eval_every: int = 250
+    #: Splits evaluated (greedy decoding, corpus BLEU-4).
     eval_splits: tuple[str, ...] = ("val_seen", "val_unseen")
+    #: The best checkpoint is chosen by BLEU on this split.
     select_split: str = "val_unseen"
     #: At most this many instructions per split are decoded when evaluating.
     eval_limit: int = 500
     #: Log the training loss every this many iterations.
     log_every: int = 10
+    #: Random seed; with --resume, another seed than the checkpoint's draws fresh batches.
     seed: int = 0
-    device: str = "cpu"
+    #: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
+    device: str = field(default="auto", metadata={"choices": DEVICES})
+    #: The speaker's architecture (its vocabulary and feature sizes come from the data).
+    model: SpeakerConfig = SpeakerConfig()
 
     def __post_init__(self) -> None:
         if self.select_split not in self.eval_splits:
@@ -64,56 +70,70 @@ class SpeakerTrainConfig:
             )
 
 
-def _env(data_dir, features, split, tokenizer, config: SpeakerTrainConfig, batch: int):
-    return R2RVectorEnv(
-        batch,
-        autoreset_mode=AutoresetMode.DISABLED,
-        data_dir=data_dir,
-        features=features,
-        split=split,
-        tokenizer=tokenizer,
-        max_instruction_length=config.max_instruction_length,
-        max_actions=config.max_actions,
-        episode_order="sequential",
-    )
+def load_speaker_train_config(
+    path: str | os.PathLike[str] | None, **overrides: Any
+) -> SpeakerTrainConfig:
+    """Settings from a JSON recipe (unknown keys and wrong types are errors), then
+    ``overrides`` (flat: architecture fields go to ``model``)."""
+    return load_settings(SpeakerTrainConfig, path, "speaker training", **overrides)
 
 
-class SpeakerTrainer:
-    """Environments, speaker, optimizer, logs and checkpoints of one run."""
+class SpeakerTrainer(Trainer):
+    """The speaker's run: teacher routes of the training split, BLEU on the val splits."""
 
-    def __init__(self, data_dir, features, out_dir, config: SpeakerTrainConfig) -> None:
-        self.data_dir, self.features, self.out_dir = Path(data_dir), Path(features), Path(out_dir)
-        self.config = config
-        self.device = torch.device(config.device)
-        torch.manual_seed(config.seed)
+    kind = "speaker"
+
+    def __init__(
+        self,
+        data_dir: str | os.PathLike[str],
+        features: str | os.PathLike[str],
+        out_dir: str | os.PathLike[str],
+        config: SpeakerTrainConfig,
+        context: DistributedContext | None = None,
+        resume: bool = False,
+    ) -> None:
+        super().__init__(out_dir, config, context)
+        self.data_dir, self.features = Path(data_dir), Path(features)
         train = load_episodes(self.data_dir, "train")
         self.tokenizer = Tokenizer.build_from_episodes(train, config.min_word_count)
-        self.env = _env(data_dir, features, train, self.tokenizer, config, config.batch_size)
-        self.model_config = SpeakerConfig(
-            vocab_size=len(self.tokenizer),
-            feature_size=self.env.core.feature_dim,
-            hidden_size=config.hidden_size,
-            word_embedding_size=config.word_embedding_size,
-            dropout=config.dropout,
-            feature_dropout=config.feature_dropout,
+        local_batch = config.batch_size // self.context.world_size
+        self.local_slice(config.batch_size)  # validates divisibility
+        self.env = self.make_env(train, local_batch)
+        self.model_config = dataclasses.replace(
+            config.model, vocab_size=len(self.tokenizer), feature_size=self.env.core.feature_dim
         )
-        self.model = Speaker(self.model_config).to(self.device)
-        self.optimizer = torch.optim.RMSprop(self.model.parameters(), lr=config.learning_rate)
+        model = Speaker(self.model_config).to(self.device)
+        self.attach(model, torch.optim.RMSprop(model.parameters(), lr=config.learning_rate))
         self.sampler = EpisodeSampler([e.instr_id for e in train], config.batch_size, config.seed)
-        self.iteration = 0
-        self.best_score = -math.inf
+        if resume:
+            self.resume()
 
-    def train_step(self) -> float:
+    @property
+    def select_metric(self) -> str:
+        return f"{self.config.select_split}/bleu"
+
+    def make_env(self, split, batch_size: int):
+        return make_env(
+            self.data_dir,
+            self.features,
+            split,
+            self.tokenizer,
+            batch_size,
+            max_instruction_length=self.config.max_instruction_length,
+            max_actions=self.config.max_actions,
+        )
+
+    def train_step(self) -> dict[str, float]:
         self.model.train()
-        routes = teacher_routes(self.env, self.sampler.next_batch(), self.device)
+        ids = self.sampler.next_batch()[self.local_slice(self.config.batch_size)]
+        routes = teacher_routes(self.env, ids, self.device)
         tokens = torch.from_numpy(routes.tokens).to(self.device)
         loss = self.model.loss(routes.actions, routes.panoramas, routes.mask, tokens)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
-        self.optimizer.step()
-        self.iteration += 1
-        return float(loss.detach())
+        self.optimize({"loss": loss})
+        return {"loss": float(loss.detach())}
+
+    def evaluate(self) -> dict[str, float]:
+        return {f"{split}/bleu": self.bleu(split) for split in self.config.eval_splits}
 
     @torch.no_grad()
     def bleu(self, split: str) -> float:
@@ -127,7 +147,7 @@ class SpeakerTrainer:
         self.model.eval()
         hypotheses = []
         batch = min(self.config.batch_size, len(firsts))
-        env = _env(self.data_dir, self.features, firsts, self.tokenizer, self.config, batch)
+        env = self.make_env(firsts, batch)
         for start in range(0, len(firsts), batch):
             chunk = [e.instr_id for e in firsts[start : start + batch]]
             padded = chunk + [chunk[0]] * (batch - len(chunk))
@@ -139,51 +159,16 @@ class SpeakerTrainer:
         env.close()
         return corpus_bleu(hypotheses, [references[e.path_id] for e in firsts])
 
-    def train(self, progress: bool = True) -> dict[str, float]:
-        log = RunLog(self.out_dir)
-        best: dict[str, float] = {}
-        for _ in tqdm(range(self.config.iterations), desc="train-speaker", disable=not progress):
-            loss = self.train_step()
-            if self.iteration % self.config.log_every == 0:
-                log.write(self.iteration, {"train/loss": loss})
-            if (
-                self.iteration % self.config.eval_every == 0
-                or self.iteration == self.config.iterations
-            ):
-                scores = {f"{s}/bleu": self.bleu(s) for s in self.config.eval_splits}
-                log.write(self.iteration, scores)
-                score = scores.get(f"{self.config.select_split}/bleu", -math.inf)
-                if score > self.best_score:
-                    self.best_score, best = score, {"iteration": self.iteration, **scores}
-                    self.save(self.out_dir / "best.pt", scores)
-                self.save(self.out_dir / "latest.pt", scores)
-        log.close()
-        return best
+    def model_payload(self) -> dict[str, Any]:
+        return {
+            "model_config": self.model_config.to_dict(),
+            "state_dict": self.model.state_dict(),
+            "vocabulary": list(self.tokenizer.vocab),
+            "extra": {"features": str(self.features)},
+        }
 
-    def save(self, path: Path, metrics: dict[str, Any]) -> None:
-        save_checkpoint(
-            path,
-            {
-                "kind": "speaker",
-                "model_config": self.model_config.to_dict(),
-                "train_config": dataclasses.asdict(self.config),
-                "state_dict": self.model.state_dict(),
-                "step": self.iteration,
-                "metrics": metrics,
-                "vocabulary": list(self.tokenizer.vocab),
-                "extra": {"features": str(self.features)},
-            },
-        )
+    def run_state(self) -> dict[str, Any]:
+        return {"sampler": self.sampler.state_dict()}
 
-
-def load_speaker(path: str | os.PathLike[str]) -> tuple[Speaker, Tokenizer, dict[str, Any]]:
-    """A trained speaker, its tokenizer and the checkpoint payload."""
-    payload = load_checkpoint(path, kind="speaker")
-    try:
-        model = Speaker(SpeakerConfig(**payload["model_config"]))
-        model.load_state_dict(payload["state_dict"])
-        tokenizer = Tokenizer(payload["vocabulary"])
-    except (TypeError, RuntimeError, ValueError, KeyError) as err:
-        raise DataError(path, f"checkpoint does not match the speaker ({err})") from None
-    model.eval()
-    return model, tokenizer, payload
+    def load_run_state(self, state: dict[str, Any]) -> None:
+        self.sampler.load_state_dict(state["sampler"])

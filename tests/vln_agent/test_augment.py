@@ -24,7 +24,7 @@ from vln_agent import train as vln_train
 from vln_agent.training.checkpoint import load_checkpoint
 from vln_agent.cli import main
 from vln_agent.routes import teacher_routes
-from vln_agent.speaker_train import SpeakerTrainConfig, SpeakerTrainer
+from vln_agent.speaker_train import SpeakerTrainer, load_speaker_train_config
 from vln_agent.train import TrainConfig, VLNTrainer, load_train_config
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -319,7 +319,8 @@ def speaker_and_paths(tiny_world, tmp_path_factory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("backtranslation")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    config = SpeakerTrainConfig(
+    config = load_speaker_train_config(
+        None,
         iterations=3,
         batch_size=4,
         hidden_size=32,

@@ -19,7 +19,12 @@ from envs.tokenizer import Tokenizer
 from vln_agent.training.checkpoint import load_checkpoint, save_checkpoint
 from vln_agent.cli import main
 from vln_agent.routes import teacher_routes
-from vln_agent.speaker_train import SpeakerTrainConfig, SpeakerTrainer, load_speaker
+from vln_agent.models.speaker import load_speaker
+from vln_agent.speaker_train import (
+    SpeakerTrainConfig,
+    SpeakerTrainer,
+    load_speaker_train_config,
+)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -63,7 +68,7 @@ def test_cli_writes_self_describing_checkpoints_and_a_bleu_log(tiny_world, cli_s
     assert status == 0
 
     columns, rows = read_log(run)
-    assert set(columns) == {"iteration", "train/loss"} | {f"{s}/bleu" for s in EVAL_SPLITS}
+    assert set(columns) == {"iteration", "train/loss", "train/seconds"} | {f"{s}/bleu" for s in EVAL_SPLITS}
     loss_rows = [r for r in rows if r["train/loss"]]
     eval_rows = [r for r in rows if r["val_seen/bleu"]]
     assert [float(r["iteration"]) for r in loss_rows] == [10.0]
@@ -78,7 +83,8 @@ def test_cli_writes_self_describing_checkpoints_and_a_bleu_log(tiny_world, cli_s
     assert latest["model_config"]["feature_size"] == tiny_world.feature_size
     assert latest["model_config"]["hidden_size"] == CLI_HIDDEN
     assert latest["model_config"]["vocab_size"] == len(vocabulary)
-    expected_config = SpeakerTrainConfig(
+    expected_config = load_speaker_train_config(
+        None,
         iterations=CLI_ITERATIONS, batch_size=4, eval_every=CLI_EVAL_EVERY, hidden_size=CLI_HIDDEN
     )
     assert latest["train_config"] == dataclasses.asdict(expected_config)
@@ -98,7 +104,8 @@ def test_cli_writes_self_describing_checkpoints_and_a_bleu_log(tiny_world, cli_s
 
 
 def test_load_speaker_round_trips_the_trained_model(tiny_world, tmp_path):
-    config = SpeakerTrainConfig(
+    config = load_speaker_train_config(
+        None,
         iterations=2,
         batch_size=4,
         hidden_size=32,
@@ -134,7 +141,8 @@ def test_speaker_learns_a_handful_of_instructions(tiny_world, tmp_path):
     data.mkdir()
     (data / "connectivity").symlink_to(tiny_world.data_dir / "connectivity")
     write_json(data / "R2R_train.json", read_json(tiny_world.data_dir / "R2R_train.json")[:2])
-    config = SpeakerTrainConfig(
+    config = load_speaker_train_config(
+        None,
         batch_size=6,
         hidden_size=64,
         word_embedding_size=32,
@@ -144,7 +152,7 @@ def test_speaker_learns_a_handful_of_instructions(tiny_world, tmp_path):
     )
     trainer = SpeakerTrainer(data, tiny_world.features, tmp_path / "run", config)
     bleu_before = trainer.bleu("train")
-    losses = [trainer.train_step() for _ in range(40)]
+    losses = [trainer.train_step()["loss"] for _ in range(40)]
     bleu_after = trainer.bleu("train")
     assert losses[-1] < 0.2 * losses[0]
     assert bleu_before < 0.1

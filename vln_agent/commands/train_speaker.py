@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 NAME = "train-speaker"
@@ -11,29 +10,36 @@ HELP = "Train the EnvDrop speaker (route -> instruction) for back-translation."
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", type=Path, required=True)
-    parser.add_argument("--features", type=Path, required=True)
-    parser.add_argument("--out", type=Path, required=True, help="run directory")
-    parser.add_argument("--iterations", type=int, default=2000)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--eval-every", type=int, default=250)
-    parser.add_argument("--hidden-size", type=int, default=512)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--no-progress", action="store_true")
+    from vln_agent.speaker_train import SpeakerTrainConfig
+    from vln_agent.training.settings import add_run_flags, add_settings_flags
+
+    parser.add_argument(
+        "--data", type=Path, required=True, help="data root (connectivity/, R2R_*.json)"
+    )
+    parser.add_argument(
+        "--features", type=Path, required=True, help="panorama features (.h5 / .tsv)"
+    )
+    parser.add_argument("--out", type=Path, required=True, help="run directory (checkpoints, logs)")
+    add_run_flags(parser)
+    add_settings_flags(parser, SpeakerTrainConfig)
 
 
 def run(args: argparse.Namespace) -> int:
-    from vln_agent.speaker_train import SpeakerTrainConfig, SpeakerTrainer
-
-    config = SpeakerTrainConfig(
-        iterations=args.iterations,
-        batch_size=args.batch_size,
-        eval_every=args.eval_every,
-        hidden_size=args.hidden_size,
-        seed=args.seed,
-        device=args.device,
+    from vln_agent.speaker_train import (
+        SpeakerTrainConfig,
+        SpeakerTrainer,
+        load_speaker_train_config,
     )
-    best = SpeakerTrainer(args.data, args.features, args.out, config).train(not args.no_progress)
-    print(json.dumps(best, indent=2))
-    return 0
+    from vln_agent.training.settings import recipe_path, settings_overrides
+    from vln_agent.training.trainer import run_training
+
+    config = load_speaker_train_config(
+        recipe_path(args.config), **settings_overrides(args, SpeakerTrainConfig)
+    )
+    return run_training(
+        lambda context: SpeakerTrainer(
+            args.data, args.features, args.out, config, context, args.resume
+        ),
+        config,
+        progress=not args.no_progress,
+    )

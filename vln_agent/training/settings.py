@@ -23,6 +23,7 @@ import functools
 import inspect
 import os
 import textwrap
+from pathlib import Path
 from typing import Any, TypeVar
 
 from envs.errors import DataError
@@ -207,13 +208,39 @@ def settings_overrides(args: argparse.Namespace, cls: type) -> dict[str, Any]:
     return {name: getattr(args, name, None) for name, _, _ in settings_fields(cls)}
 
 
-def add_run_flags(parser: argparse.ArgumentParser) -> None:
+#: The recipes that ship with clipvil (``--config NAME`` finds ``NAME.json`` here).
+RECIPE_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+
+def list_recipes() -> list[str]:
+    """Names of the shipped recipes."""
+    return sorted(p.stem for p in RECIPE_DIR.glob("*.json"))
+
+
+def recipe_path(name_or_path: str | os.PathLike[str] | None) -> Path | None:
+    """A ``--config`` value as a file: an existing path, or a shipped recipe's name."""
+    if name_or_path is None:
+        return None
+    path = Path(name_or_path)
+    if path.exists():
+        return path
+    shipped = RECIPE_DIR / (path.name if path.suffix == ".json" else f"{path.name}.json")
+    return shipped if shipped.is_file() else path
+
+
+def add_run_flags(parser: argparse.ArgumentParser) -> argparse._MutuallyExclusiveGroup:
     """The flags every training command takes the same way (``--seed`` and ``--device``
-    come with the settings)."""
+    come with the settings); returns the group of ``--resume``, for other ways to resume."""
     parser.add_argument(
-        "--config", type=str, help="JSON recipe of settings, e.g. one shipped in vln_agent/configs"
+        "--config",
+        type=str,
+        metavar="FILE|NAME",
+        help="JSON recipe of settings: a file, or the name of a recipe shipped in "
+        "vln_agent/configs (e.g. follower-stage1)",
     )
-    parser.add_argument(
+    resume = parser.add_mutually_exclusive_group()
+    resume.add_argument(
         "--resume", action="store_true", help="continue exactly from RUN_DIR/latest.pt"
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    return resume

@@ -26,9 +26,11 @@ checkpoint (:meth:`Trainer.model_payload`). The settings dataclass must have ``s
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -43,6 +45,7 @@ from vln_agent.training.distributed import (
     average_gradients,
     broadcast_parameters,
     init_distributed,
+    shutdown,
 )
 from vln_agent.training.runlog import RunLog
 
@@ -283,3 +286,18 @@ class Trainer:
             return
         restore_rng(state["global"])
         self.load_run_state(state)
+
+
+def run_training(
+    build: Callable[[DistributedContext], Trainer], config: Any, progress: bool = True
+) -> int:
+    """What every training command does: join the process group (torchrun) on the
+    configured device, build the trainer, train, print the best evaluation row (rank 0)."""
+    context = init_distributed(config.device)
+    try:
+        best = build(context).train(progress=progress)
+    finally:
+        shutdown(context)
+    if context.is_main:
+        print(json.dumps(best, indent=2))
+    return 0
