@@ -17,8 +17,11 @@ HELP = (
 )
 
 
-def configure_pretraining(parser: argparse.ArgumentParser) -> None:
-    """The arguments of both pretraining commands."""
+def configure_pretraining(parser: argparse.ArgumentParser, exclude: tuple[str, ...] = ()) -> None:
+    """The arguments of both pretraining commands (``exclude``: settings without a flag)."""
+    from vln_agent.pretrain.config import PretrainConfig
+    from vln_agent.training.settings import add_run_flags, add_settings_flags
+
     parser.add_argument(
         "--data", type=Path, required=True, help="synthetic world (captions.json, scenes/, v1/)"
     )
@@ -33,38 +36,19 @@ def configure_pretraining(parser: argparse.ArgumentParser) -> None:
         type=Path,
         help="logs and resumable state (default: {out stem}_run/ beside --out)",
     )
-    parser.add_argument("--resume", action="store_true", help="continue from RUN_DIR/latest.pt")
-    parser.add_argument("--config", type=Path, help="JSON file of settings (PretrainConfig)")
-    parser.add_argument("--model", help="clipvil / open_clip model (default: clipvil-small)")
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--batch-size", type=int)
-    parser.add_argument("--lr", type=float, dest="learning_rate", help="peak learning rate")
-    parser.add_argument("--seed", type=int)
-    parser.add_argument("--threads", type=int, help="torch threads (default: 1)")
-    parser.add_argument(
-        "--eval-split", help="held-out split scored after every epoch ('' for none)"
-    )
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"))
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    add_run_flags(parser)
+    add_settings_flags(parser, PretrainConfig, exclude)
 
 
 def run_pretraining(args: argparse.Namespace, kind: str) -> int:
     """Train with objective ``kind`` and print the final metrics."""
-    from vln_agent.pretrain.config import load_pretrain_config
+    from vln_agent.pretrain.config import PretrainConfig, load_pretrain_config
     from vln_agent.pretrain.train import Pretrainer
     from vln_agent.pretrain.zeroshot import summary_lines
+    from vln_agent.training.settings import recipe_path, settings_overrides
 
     config = load_pretrain_config(
-        args.config,
-        model=args.model,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        seed=args.seed,
-        threads=args.threads,
-        eval_split=args.eval_split,
-        device=args.device,
-        category_captions=getattr(args, "category_captions", None),
+        recipe_path(args.config), **settings_overrides(args, PretrainConfig)
     )
     trainer = Pretrainer(
         kind,
@@ -88,11 +72,6 @@ def run_pretraining(args: argparse.Namespace, kind: str) -> int:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     configure_pretraining(parser)
-    parser.add_argument(
-        "--category-captions",
-        type=int,
-        help="short captions per view naming only its room or one object (default: 0)",
-    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -18,7 +18,7 @@ HELP = (
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    configure_pretraining(parser)
+    configure_pretraining(parser, exclude=("category_captions",))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from vln_agent.training.settings import load_settings
@@ -24,7 +24,7 @@ class PretrainConfig:
     #: Views per step (the contrastive loss has ``batch_size - 1`` negatives per pair).
     batch_size: int = 128
     #: Peak AdamW learning rate.
-    learning_rate: float = 5e-4
+    learning_rate: float = field(default=5e-4, metadata={"flags": ("--lr",)})
     #: Steps of linear warmup before the cosine decay to zero.
     warmup_steps: int = 50
     #: AdamW weight decay (not applied to gains, biases and the temperature).
@@ -41,6 +41,7 @@ class PretrainConfig:
     category_captions: int = 0
     #: Brightness/contrast jitter: factors in ``1 +- color_jitter`` (0 disables it).
     color_jitter: float = 0.1
+    #: Random seed (a resumed run must keep it).
     seed: int = 0
     #: torch intra-op threads. 1 on a shared CPU: with other jobs running, 2 threads were
     #: 3-4x slower than 1 on the 2-core machine (spinning OpenMP workers); 2 when alone.
@@ -54,10 +55,10 @@ class PretrainConfig:
     #: Held-out split scored zero-shot after every epoch ("" for none).
     eval_split: str = "val_unseen"
     #: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
-    device: str = "auto"
+    device: str = field(default="auto", metadata={"choices": ("auto", "cpu", "cuda")})
     #: Autocast of the towers' forward passes: ``bf16`` (about 1.8x faster on a CPU with
     #: AVX512-BF16, and on GPUs) or ``fp32``. Weights, optimizer and losses stay fp32.
-    precision: str = "bf16"
+    precision: str = field(default="bf16", metadata={"choices": PRECISIONS})
 
     def __post_init__(self) -> None:
         if self.category_captions < 0:

@@ -19,18 +19,15 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from envs.errors import DataError
 from envs.fileio import read_json
-from vln_agent.training.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from vln_agent.encoders import CLIPEncoder, create_encoder, save_encoder
 from vln_agent.encoders.encoder import check_precision
 from vln_agent.pretrain.config import PretrainConfig, warmup_cosine
@@ -51,7 +48,8 @@ from vln_agent.pretrain.objectives import (
     SupervisedObjective,
 )
 from vln_agent.pretrain.zeroshot import EvalViews, evaluate_views, load_eval_views
-from vln_agent.training.runlog import RunLog
+from vln_agent.training.distributed import DistributedContext
+from vln_agent.training.trainer import LATEST_CHECKPOINT, Trainer
 
 #: The split whose houses pretraining may see.
 TRAIN_SPLIT = "train"
@@ -125,13 +123,6 @@ def autocast_as(encoder: CLIPEncoder, precision: str) -> Iterator[None]:
         encoder.precision = previous
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when available, else the CPU; ``cpu`` / ``cuda`` as they are."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def square_input_size(encoder: CLIPEncoder) -> int:
     """The side of the encoder's (square) input; views are rendered square."""
     height, width = encoder.image_size
@@ -152,8 +143,19 @@ def default_cache_dir(out: Path) -> Path:
     return out.parent / "view_cache"
 
 
-class Pretrainer:
-    """One pretraining run: data, encoder, objective, optimizer, logs and checkpoints."""
+@contextlib.contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """Run with ``count`` torch intra-op threads for a while."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+class Pretrainer(Trainer):
+    """One pretraining run: data, encoder and objective; the spine runs the loop."""
 
     def __init__(
         self,
@@ -165,14 +167,15 @@ class Pretrainer:
         cache_dir: str | os.PathLike[str] | None = None,
         resume: bool = False,
         progress: bool = True,
+        context: DistributedContext | None = None,
     ) -> None:
         if kind not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {kind!r}")
-        self.kind, self.config, self.progress = kind, config, progress
-        self.data_dir, self.out = Path(data_dir), Path(out)
-        self.run_dir = Path(run_dir) if run_dir else default_run_dir(self.out)
+        self.out = Path(out)
+        super().__init__(run_dir or default_run_dir(self.out), config, context)
+        self.objective_kind, self.kind, self.progress = kind, f"pretrain-{kind}", progress
+        self.data_dir = Path(data_dir)
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir(self.out)
-        self.device = resolve_device(config.device)
         self.scans = split_scans(self.data_dir, TRAIN_SPLIT)
         self.views = load_captioned_views(self.data_dir, self.scans)
         self.steps_per_epoch = len(self.views) // config.batch_size
@@ -181,8 +184,6 @@ class Pretrainer:
                 self.data_dir / "captions.json",
                 f"{len(self.views)} training views, fewer than one batch of {config.batch_size}",
             )
-        self.total_steps = config.epochs * self.steps_per_epoch
-        torch.manual_seed(config.seed)
         self.encoder = create_encoder(config.model, device=self.device)
         size = square_input_size(self.encoder)
         self.pixels = render_view_cache(
@@ -190,13 +191,14 @@ class Pretrainer:
         )  # [N, S, S, 3] uint8
         self.objective = build_objective(kind, self.encoder, self.data_dir, self.views, config)
         self.objective.to(self.device)
-        self.optimizer = make_optimizer(self.objective, config)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, warmup_cosine(config.warmup_steps, self.total_steps)
+        optimizer = make_optimizer(self.objective, config)
+        total = config.epochs * self.steps_per_epoch
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, warmup_cosine(config.warmup_steps, total)
         )
-        self.step = 0
-        self.seconds = 0.0
-        self.history: list[dict[str, Any]] = []
+        self.attach(self.objective, optimizer, schedule)
+        #: Per-epoch summaries (with the nested zero-shot results).
+        self.epochs: list[dict[str, Any]] = []
         self.epoch_loss: list[float] = []
         self._orders: dict[int, np.ndarray] = {}
         self.eval_data: EvalViews | None = None
@@ -210,7 +212,24 @@ class Pretrainer:
                 progress=progress,
             )
         if resume:
-            self._resume()
+            self.resume()
+
+    @property
+    def run_dir(self) -> Path:
+        return self.out_dir
+
+    @property
+    def total_steps(self) -> int:
+        return self.config.epochs * self.steps_per_epoch
+
+    @property
+    def eval_every(self) -> int:
+        """The end of every epoch."""
+        return self.steps_per_epoch
+
+    @property
+    def checkpoint_every(self) -> int:
+        return self.config.checkpoint_every
 
     # ---------------------------------------------------------------- data
     def batch_rows(self, step: int) -> np.ndarray:
@@ -230,7 +249,7 @@ class Pretrainer:
     # ---------------------------------------------------------------- training
     def train_step(self) -> dict[str, float]:
         """One optimizer step; returns the loss parts and statistics."""
-        rows = self.batch_rows(self.step)
+        rows = self.batch_rows(self.step)[self.local_slice(self.config.batch_size)]
         rng = self.step_rng(self.step)
         pixels = color_jitter(np.asarray(self.pixels[rows]), self.config.color_jitter, rng)
         images = self.encoder.pixels_to_input(pixels).to(self.device)  # [B, 3, S, S]
@@ -238,131 +257,78 @@ class Pretrainer:
         self.objective.train()
         with autocast_as(self.encoder, self.config.precision):
             parts, stats = self.objective(images, **targets)
-        loss = sum(parts.values())
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.objective.parameters(), self.config.grad_clip)
-        self.optimizer.step()
-        self.scheduler.step()
+        self.optimize(parts)
         self.objective.after_step()
-        self.step += 1
+        loss = float(sum(parts.values()).detach())
+        self.epoch_loss.append(loss)
         return {
-            "loss": float(loss.detach()),
+            "loss": loss,
             **{k: float(v.detach()) for k, v in parts.items()},
             **stats,
             "lr": self.scheduler.get_last_lr()[-1],
         }
 
-    def train(self, stop_at: int | None = None) -> dict[str, Any] | None:
+    def train(
+        self, progress: bool | None = None, stop_at: int | None = None
+    ) -> dict[str, Any] | None:
         """Train to the end and write the encoder checkpoint; returns its metrics.
 
         ``stop_at`` ends the run after that many steps (with the resumable state saved,
         as if killed right after a checkpoint) and returns None.
         """
-        config = self.config
-        previous_threads = torch.get_num_threads()
-        torch.set_num_threads(config.threads)
-        log = RunLog(self.run_dir, start_iteration=self.step)
-        bar = tqdm(
-            total=self.total_steps,
-            initial=self.step,
-            desc=f"pretrain-{self.kind}",
-            disable=not self.progress,
-        )
-        try:
-            while self.step < self.total_steps:
-                started = time.perf_counter()
-                stats = self.train_step()
-                self.seconds += time.perf_counter() - started
-                self.epoch_loss.append(stats["loss"])
-                bar.update(1)
-                bar.set_postfix(loss=f"{stats['loss']:.3f}")
-                if self.step % config.log_every == 0:
-                    log.write(self.step, {f"train/{k}": v for k, v in stats.items()})
-                if self.step % self.steps_per_epoch == 0:
-                    self._end_epoch(log)
-                if self.step % config.checkpoint_every == 0 or self.step == stop_at:
-                    self.save_state()
-                if stop_at is not None and self.step >= stop_at:
-                    return None
-        finally:
-            bar.close()
-            log.close()
-            torch.set_num_threads(previous_threads)
-        return self.save_encoder()
+        with torch_threads(self.config.threads):
+            done = super().train(self.progress if progress is None else progress, stop_at)
+        return None if done is None else self.save_encoder()
 
-    def _end_epoch(self, log: RunLog) -> None:
-        epoch = self.step // self.steps_per_epoch
+    def evaluate(self) -> dict[str, float]:
+        """The epoch's summary: mean training loss, seconds, zero-shot results."""
         row: dict[str, Any] = {
-            "epoch": epoch,
+            "epoch": self.step // self.steps_per_epoch,
             "train_loss": float(np.mean(self.epoch_loss)),
             "seconds": self.seconds,
         }
         self.epoch_loss = []
         if self.eval_data is not None:
-            results = evaluate_views(
+            row["eval"] = evaluate_views(
                 self.encoder, self.eval_data, getattr(self.objective, "heads", None)
             )
-            row["eval"] = results
-        self.history.append(row)
-        log.write(self.step, _flat_epoch_row(row))
-        self.save_state()
+        self.epochs.append(row)
+        return _flat_epoch_row(row)
 
     # ---------------------------------------------------------------- checkpoints
     @property
     def state_path(self) -> Path:
-        return self.run_dir / "latest.pt"
+        return self.run_dir / LATEST_CHECKPOINT
 
-    def save_state(self) -> None:
-        """The resumable state: ``RUN_DIR/latest.pt`` (written atomically)."""
-        save_checkpoint(
-            self.state_path,
-            {
-                "kind": f"pretrain-{self.kind}",
-                "model_config": self.encoder.model_config,
-                "train_config": dataclasses.asdict(self.config),
-                "state_dict": self.objective.state_dict(),
-                "step": self.step,
-                "metrics": self.history,
-                "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(),
-                "rng": {
-                    "global": capture_rng(),
-                    "seconds": self.seconds,
-                    "epoch_loss": list(self.epoch_loss),
-                },
-            },
-        )
+    def model_payload(self) -> dict[str, Any]:
+        return {
+            "model_config": self.encoder.model_config,
+            "state_dict": self.objective.state_dict(),
+        }
 
-    def _resume(self) -> None:
-        path = self.state_path
-        payload = load_checkpoint(path, kind=f"pretrain-{self.kind}")
+    def run_state(self) -> dict[str, Any]:
+        return {"epochs": self.epochs, "epoch_loss": list(self.epoch_loss)}
+
+    def load_run_state(self, state: dict[str, Any]) -> None:
+        self.epochs = list(state["epochs"])
+        self.epoch_loss = list(state["epoch_loss"])
+
+    def check_resumable(self, payload: dict[str, Any], path: Path) -> None:
         saved, current = payload["train_config"], dataclasses.asdict(self.config)
         changed = sorted(
             k for k in current if k not in RESUMABLE_CHANGES and saved.get(k) != current[k]
         )
         if changed:
             raise DataError(path, f"was saved with other settings: {', '.join(changed)}")
-        try:
-            self.objective.load_state_dict(payload["state_dict"])
-            self.optimizer.load_state_dict(payload["optimizer"])
-            self.scheduler.load_state_dict(payload["scheduler"])
-        except (RuntimeError, ValueError, KeyError) as err:
-            raise DataError(path, f"does not match this run ({type(err).__name__})") from None
-        self.step = int(payload["step"])
-        self.history = list(payload["metrics"])
-        restore_rng(payload["rng"]["global"])
-        self.seconds = float(payload["rng"]["seconds"])
-        self.epoch_loss = list(payload["rng"]["epoch_loss"])
 
     def final_metrics(self) -> dict[str, Any]:
-        last = self.history[-1] if self.history else {}
+        last = self.epochs[-1] if self.epochs else {}
         return {
-            "epochs": len(self.history),
+            "epochs": len(self.epochs),
             "train_loss": last.get("train_loss"),
             "train_seconds": self.seconds,
             "eval": last.get("eval"),
-            "history": [_flat_epoch_row(row) for row in self.history],
+            "history": [_flat_epoch_row(row) for row in self.epochs],
         }
 
     def save_encoder(self) -> dict[str, Any]:
