@@ -11,8 +11,7 @@ and :mod:`.checkpoint` for the self-describing checkpoint format.
 from __future__ import annotations
 
 from vln_agent.encoders.checkpoint import (
-    CHECKPOINT_FORMAT,
-    CHECKPOINT_VERSION,
+    ENCODER_CHECKPOINT_KIND,
     read_checkpoint_metadata,
     save_encoder,
 )
@@ -35,8 +34,7 @@ from vln_agent.encoders.registry import (
 from vln_agent.encoders.weights import WeightsUnavailableError, resolve_pretrained
 
 __all__ = [
-    "CHECKPOINT_FORMAT",
-    "CHECKPOINT_VERSION",
+    "ENCODER_CHECKPOINT_KIND",
     "CLIPEncoder",
     "CLIPVIL_MODELS",
     "ENCODER_KINDS",

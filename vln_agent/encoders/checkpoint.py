@@ -1,22 +1,24 @@
-"""Self-describing encoder checkpoints (nanoGPT style) and peeking into weight files.
+"""Encoder checkpoints in clipvil's one checkpoint format, and peeking into weight files.
 
-A checkpoint written by :func:`save_encoder` is a ``torch.save`` dict::
+An encoder checkpoint is a :mod:`vln_agent.training.checkpoint` file of ``kind: encoder``
+(written by :func:`save_encoder`, atomically)::
 
     {
-        "format": "clipvil-encoder",       # marks this layout
-        "version": 1,                      # bumped when the layout changes
-        "model_name": "clipvil-small",     # open_clip model name
+        "version": 2, "kind": "encoder",   # the one format's header
         "model_config": {...},             # the open_clip config dict the model was built from
+        "state_dict": {...},               # open_clip state dict (fp32, or fp16 with half=True)
+        "model_name": "clipvil-small",     # open_clip model name
         "preprocess_cfg": {...},           # size, mean, std, interpolation, resize_mode, ...
         "image_size": [112, 112],          # input size the position embeddings are sized for
-        "state_dict": {...},               # open_clip state dict (fp32, or fp16 with half=True)
         "open_clip_version": "3.3.0",
-        ...extra,                          # e.g. "train_config", "step", "metrics"
+        ...extra,                          # e.g. "train_config", "step", "metrics", "encoder_kind"
     }
 
 Loading needs nothing but the file: ``load_encoder(path)``. open_clip itself also loads it
 (its ``load_state_dict`` takes the ``"state_dict"`` entry), so the file is also a valid
-``pretrained=`` argument of ``open_clip.create_model_and_transforms``.
+``pretrained=`` argument of ``open_clip.create_model_and_transforms``. Files of the
+earlier encoder-only layout (``"format": "clipvil-encoder"``, version 1, such as the shipped
+``clipvil-small-synthetic.pt``) are read the same way.
 """
 
 from __future__ import annotations
@@ -31,19 +33,19 @@ import open_clip
 import torch
 
 from envs.errors import DataError
-from envs.fileio import atomic_write
+from vln_agent.training.checkpoint import CHECKPOINT_VERSION, save_checkpoint
 
 if TYPE_CHECKING:
     from vln_agent.encoders.encoder import CLIPEncoder
 
-#: Value of the ``"format"`` key that marks a clipvil encoder checkpoint.
+#: ``kind`` of an encoder checkpoint in the one checkpoint format.
+ENCODER_CHECKPOINT_KIND = "encoder"
+#: ``"format"`` value of the earlier encoder-only layout (version 1), still read.
 CHECKPOINT_FORMAT = "clipvil-encoder"
-#: Layout version of the checkpoint dict.
-CHECKPOINT_VERSION = 1
 #: Keys :func:`save_encoder` writes itself; ``extra`` may not overwrite them.
 RESERVED_KEYS = frozenset(
     {
-        "format",
+        "kind",
         "version",
         "model_name",
         "model_config",
@@ -81,8 +83,7 @@ def save_encoder(
         for key, value in encoder.model.state_dict().items()
     }
     checkpoint = {
-        "format": CHECKPOINT_FORMAT,
-        "version": CHECKPOINT_VERSION,
+        "kind": ENCODER_CHECKPOINT_KIND,
         "model_name": encoder.model_name,
         "model_config": _plain(encoder.model_config),
         "preprocess_cfg": _plain(encoder.preprocess_cfg),
@@ -92,8 +93,7 @@ def save_encoder(
         **extra,
     }
     path = Path(path)
-    with atomic_write(path, "wb") as f:
-        torch.save(checkpoint, f)
+    save_checkpoint(path, checkpoint)
     return path
 
 
@@ -125,14 +125,20 @@ def read_checkpoint_metadata(path: str | os.PathLike[str]) -> dict[str, Any] | N
         checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError, OSError) as err:
         raise DataError(path, f"not a readable PyTorch checkpoint ({_first_line(err)})") from err
-    if not (isinstance(checkpoint, dict) and checkpoint.get("format") == CHECKPOINT_FORMAT):
+    if not isinstance(checkpoint, dict):
+        return None
+    legacy = checkpoint.get("format") == CHECKPOINT_FORMAT
+    if not legacy and checkpoint.get("kind") != ENCODER_CHECKPOINT_KIND:
+        if "kind" in checkpoint and "version" in checkpoint:
+            raise DataError(path, f"is a {checkpoint['kind']} checkpoint, not an encoder")
         return None
     version = checkpoint.get("version")
-    if version != CHECKPOINT_VERSION:
+    if not isinstance(version, int) or version > CHECKPOINT_VERSION or (legacy and version != 1):
         raise DataError(
             path, f"clipvil checkpoint version {version!r}, expected {CHECKPOINT_VERSION}"
         )
-    missing = sorted((RESERVED_KEYS - {"open_clip_version"}) - checkpoint.keys())
+    required = RESERVED_KEYS - {"open_clip_version", "kind", "version"}
+    missing = sorted(required - checkpoint.keys())
     if missing:
         raise DataError(path, f"clipvil checkpoint lacks the keys {missing}")
     return {key: value for key, value in checkpoint.items() if key != "state_dict"}

@@ -16,7 +16,7 @@ from safetensors.torch import save_file
 
 from envs.errors import DataError
 from vln_agent.encoders import (
-    CHECKPOINT_FORMAT,
+    ENCODER_CHECKPOINT_KIND,
     CLIPEncoder,
     WeightsUnavailableError,
     create_encoder,
@@ -27,6 +27,7 @@ from vln_agent.encoders import (
     resolve_pretrained,
     save_encoder,
 )
+from vln_agent.training.checkpoint import load_checkpoint
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 #: Generous bound for the offline failure, Python start-up and imports included.
@@ -122,7 +123,9 @@ def test_checkpoint_round_trip(tiny_encoder: CLIPEncoder, tmp_path):
     path = save_encoder(tiny_encoder, tmp_path / "ckpt" / "tiny.pt", extra={"step": 7})
     assert [p.name for p in path.parent.iterdir()] == ["tiny.pt"]  # no temp file left
     metadata = read_checkpoint_metadata(path)
-    assert metadata["format"] == CHECKPOINT_FORMAT and metadata["step"] == 7
+    assert metadata["kind"] == ENCODER_CHECKPOINT_KIND and metadata["step"] == 7
+    # the one checkpoint format: the generic loader reads it too (weights_only)
+    assert load_checkpoint(path, kind=ENCODER_CHECKPOINT_KIND)["model_name"] == "clipvil-tiny"
     assert metadata["model_name"] == "clipvil-tiny" and metadata["image_size"] == [48, 48]
     assert metadata["model_config"]["vision_cfg"]["image_size"] == 48
     loaded = load_encoder(path)
