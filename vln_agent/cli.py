@@ -112,9 +112,18 @@ def command_listing(commands: list[Command], width: int | None = None) -> str:
     return "\n\n".join(sections)
 
 
-def build_parser(commands: list[Command] | None = None) -> argparse.ArgumentParser:
-    """The ``clipvil`` parser with a subparser per command (default: the registered ones)."""
+def build_parser(
+    commands: list[Command] | None = None, argv: list[str] | None = None
+) -> argparse.ArgumentParser:
+    """The ``clipvil`` parser with a subparser per command (default: the registered ones).
+
+    Only the command that ``argv`` (default: ``sys.argv[1:]``) names gets its options:
+    the training commands build theirs from settings dataclasses that live beside torch
+    models, so ``clipvil --help`` and the light commands stay free of torch.
+    """
     commands = collect_commands() if commands is None else commands
+    words = sys.argv[1:] if argv is None else argv
+    chosen = next((word for word in words if not word.startswith("-")), None)
     parser = argparse.ArgumentParser(
         prog="clipvil",
         description=DESCRIPTION,
@@ -129,7 +138,8 @@ def build_parser(commands: list[Command] | None = None) -> argparse.ArgumentPars
     )
     for command in commands:
         sub = subparsers.add_parser(command.name, description=command.module.HELP)
-        command.module.configure(sub)
+        if command.name == chosen:
+            command.module.configure(sub)
         sub.set_defaults(_run=command.module.run)
     return parser
 
@@ -137,7 +147,7 @@ def build_parser(commands: list[Command] | None = None) -> argparse.ArgumentPars
 def main(argv: list[str] | None = None) -> int:
     """Run one subcommand; returns the exit status (2 on bad input)."""
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser(argv=argv).parse_args(argv)
         return int(args._run(args) or 0)
     except DataError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -16,15 +16,15 @@ import torch
 from envs.episodes import load_episodes
 from envs.fileio import read_json, write_json
 from envs.tokenizer import Tokenizer
-from vln_agent.training.checkpoint import load_checkpoint, save_checkpoint
 from vln_agent.cli import main
-from vln_agent.routes import teacher_routes
 from vln_agent.models.speaker import load_speaker
+from vln_agent.routes import teacher_routes
 from vln_agent.speaker_train import (
     SpeakerTrainConfig,
     SpeakerTrainer,
     load_speaker_train_config,
 )
+from vln_agent.training.checkpoint import load_checkpoint, save_checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -68,7 +68,9 @@ def test_cli_writes_self_describing_checkpoints_and_a_bleu_log(tiny_world, cli_s
     assert status == 0
 
     columns, rows = read_log(run)
-    assert set(columns) == {"iteration", "train/loss", "train/seconds"} | {f"{s}/bleu" for s in EVAL_SPLITS}
+    assert set(columns) == {"iteration", "train/loss", "train/seconds"} | {
+        f"{s}/bleu" for s in EVAL_SPLITS
+    }
     loss_rows = [r for r in rows if r["train/loss"]]
     eval_rows = [r for r in rows if r["val_seen/bleu"]]
     assert [float(r["iteration"]) for r in loss_rows] == [10.0]
@@ -85,7 +87,10 @@ def test_cli_writes_self_describing_checkpoints_and_a_bleu_log(tiny_world, cli_s
     assert latest["model_config"]["vocab_size"] == len(vocabulary)
     expected_config = load_speaker_train_config(
         None,
-        iterations=CLI_ITERATIONS, batch_size=4, eval_every=CLI_EVAL_EVERY, hidden_size=CLI_HIDDEN
+        iterations=CLI_ITERATIONS,
+        batch_size=4,
+        eval_every=CLI_EVAL_EVERY,
+        hidden_size=CLI_HIDDEN,
     )
     assert latest["train_config"] == dataclasses.asdict(expected_config)
     assert latest["vocabulary"] == list(vocabulary)
