@@ -21,11 +21,11 @@ from envs.synthetic.language import instructions_for_path
 from envs.synthetic.paths import path_candidates, sample_paths
 from envs.tokenizer import PAD_ID
 from vln_agent import train as vln_train
-from vln_agent.training.checkpoint import load_checkpoint
 from vln_agent.cli import main
 from vln_agent.routes import teacher_routes
 from vln_agent.speaker_train import SpeakerTrainer, load_speaker_train_config
 from vln_agent.train import TrainConfig, VLNTrainer, load_train_config
+from vln_agent.training.checkpoint import load_checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

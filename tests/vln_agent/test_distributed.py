@@ -14,9 +14,9 @@ import pytest
 import torch
 
 from envs.fileio import read_json, write_json
-from vln_agent.training.checkpoint import load_checkpoint
 from vln_agent.cli import main
 from vln_agent.train import VLNTrainer, load_train_config
+from vln_agent.training.checkpoint import load_checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
