@@ -3,7 +3,8 @@
 The one entry point is :func:`open_features`; the read-only store interface lives in
 :mod:`envs.features.store`, the formats in :mod:`envs.features.hdf5` (HAMT / DUET / ScaleVLN
 layout, read and write) and :mod:`envs.features.tsv` (the legacy R2R-EnvDrop / CLIP-ViL TSV,
-read and convert).
+read and convert). The angle features that go with them (EnvDrop's ``[sin h, cos h,
+sin e, cos e]`` x 32 of each view and candidate direction) are in :mod:`envs.features.angles`.
 
 Example::
 
