@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-import envs.mattersim_compat as MatterSim
+import envs.mattersim.compat as MatterSim
 from envs.candidates import CandidateTable, build_candidate_table, move_to_candidates
 from envs.constants import R2R_IMAGE_HEIGHT, R2R_IMAGE_WIDTH, R2R_VFOV
 from envs.episodes import load_episodes

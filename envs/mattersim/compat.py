@@ -3,7 +3,7 @@
 Existing R2R code (R2R-EnvDrop, Speaker-Follower, CLIP-ViL's ``r2r_src``) runs by changing
 one import::
 
-    import envs.mattersim_compat as MatterSim
+    import envs.mattersim.compat as MatterSim
 
     sim = MatterSim.Simulator()
     sim.setNavGraphPath("data/connectivity")       # the folder with scans.txt
@@ -70,7 +70,7 @@ from envs.constants import (
 )
 from envs.errors import DataError
 from envs.graph import SCANS_FILE, load_scan_graph
-from envs.mattersim_state import BatchView, GraphIndex, SimState, ViewPoint
+from envs.mattersim.state import BatchView, GraphIndex, SimState, ViewPoint
 from envs.simulator import BatchSimulator, SimulatorConfig, SimWorld
 
 __all__ = [
@@ -93,10 +93,10 @@ CONNECTIVITY_SUFFIX = "_connectivity.json"
 _WORLD_CACHE_SIZE = 4
 
 _RENDERING_UNSUPPORTED = (
-    "envs.mattersim_compat does not render images: call setRenderingEnabled(False) and read "
+    "envs.mattersim.compat does not render images: call setRenderingEnabled(False) and read "
     "views from envs.views (skybox -> 36 views) or a feature file"
 )
-_DEPTH_UNSUPPORTED = "envs.mattersim_compat does not render depth: call setDepthEnabled(False)"
+_DEPTH_UNSUPPORTED = "envs.mattersim.compat does not render depth: call setDepthEnabled(False)"
 
 #: The C++ struct's name; pybind exposes the class as ``ViewPoint``.
 Viewpoint = ViewPoint
@@ -211,7 +211,7 @@ class Simulator:
     def _set_camera(self, what: str, old: object, new: object) -> None:
         if self._initialized and old != new:
             raise RuntimeError(
-                f"envs.mattersim_compat: {what} can only be changed before initialize() "
+                f"envs.mattersim.compat: {what} can only be changed before initialize() "
                 "(MatterSim would apply it from the next step)"
             )
 
@@ -270,7 +270,7 @@ class Simulator:
 
     def timingInfo(self) -> str:
         return (
-            "envs.mattersim_compat (rendering disabled): "
+            "envs.mattersim.compat (rendering disabled): "
             f"{self._steps_taken} agent steps since resetTimers\n"
         )
 
@@ -360,4 +360,4 @@ def _first(values: Sequence, batch: int, name: str) -> Sequence:
 
 def cbf(*args: object) -> None:
     """MatterSim's cross-bilateral depth filter is not provided (no depth images)."""
-    raise NotImplementedError("envs.mattersim_compat has no depth images, so no cbf filter")
+    raise NotImplementedError("envs.mattersim.compat has no depth images, so no cbf filter")
