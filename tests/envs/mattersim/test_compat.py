@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 
 import envs.mattersim.compat as MatterSim
-from envs.candidates import build_candidate_table, move_to_candidates
 from envs.constants import (
     HEADING_INCREMENT,
     MATTERSIM_DEFAULT_HEIGHT,
@@ -32,6 +31,7 @@ from envs.episodes import load_episodes
 from envs.errors import DataError
 from envs.graph import SCANS_FILE
 from envs.mattersim.state import NavigableCache, ViewPoint
+from envs.nav.candidates import build_candidate_table, move_to_candidates
 from envs.simulator import BatchSimulator, SimulatorConfig, navigable_locations
 
 BATCH = 64

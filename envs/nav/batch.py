@@ -17,12 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from envs.candidates import build_candidate_table, move_to_candidates
 from envs.constants import NUM_ELEVATION_LEVELS, NUM_VIEWS, VIEWS_PER_ELEVATION
 from envs.features.angles import angle_feature, view_angle_features
 from envs.graph import NavGraphs
 from envs.metrics import is_success, trajectory_metrics
-from envs.nav_inputs import (
+from envs.nav.candidates import build_candidate_table, move_to_candidates
+from envs.nav.inputs import (
     EpisodeOrder,
     PanoramaFeatures,
     R2REnvConfig,
