@@ -109,10 +109,8 @@ class R2RNavEnv(gym.Env):
     the order. ``reset(options={"instr_id": ...})`` or ``{"episode_index": i}`` picks one.
 
     ## Rewards
-    ``shaped_reward=True`` (EnvDrop): STOP gives +2 within ``SUCCESS_DISTANCE_M`` (3 m,
-    strictly closer) of the goal and -2 elsewhere; a move gives +1 / -1 by the sign of the
-    decrease of the shortest-path distance to the goal. Otherwise: 1 for a successful STOP,
-    0 for everything else. Episodes without a reference path (test split) always get 0.
+    EnvDrop's shaped reward (``shaped_reward=True``) or 1 for a successful STOP; always 0
+    without a reference path. Defined and documented in :mod:`envs.nav.rewards`.
 
     ## Episode End
     Terminated on STOP; truncated after ``max_actions`` actions (STOP included) without one.
