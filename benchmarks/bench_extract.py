@@ -34,7 +34,7 @@ from pathlib import Path
 import torch
 
 from envs.constants import NUM_VIEWS
-from envs.features_hdf5 import HDF5FeatureWriter
+from envs.features.hdf5 import HDF5FeatureWriter
 from vln_agent.encoders import CLIPEncoder, create_encoder
 from vln_agent.extract import (
     DEFAULT_BATCH_SIZE,

@@ -4,7 +4,7 @@ Writes a random-feature HDF5 file (HAMT layout, ``D`` = 512 by default) for the 
 split into a temporary folder, builds the vector env with the features preloaded, and
 times ``--steps`` batched steps of uniformly random valid actions (STOP included, so agents
 finish and autoreset often). Reports batched steps/s, agent steps/s, and the share of the
-time spent in the simulator core (:func:`envs.candidates.move_to_candidates`, which drives
+time spent in the simulator core (:func:`envs.nav.candidates.move_to_candidates`, which drives
 :class:`envs.simulator.BatchSimulator`) and in building observations.
 
 Usage::
@@ -25,12 +25,12 @@ from typing import Any
 import h5py
 import numpy as np
 
-from envs import nav_batch
 from envs.constants import NUM_VIEWS
 from envs.episodes import load_episodes
 from envs.features import feature_key
 from envs.graph import NavGraphs
 from envs.gym_env import R2RVectorEnv
+from envs.nav import batch as nav_batch
 
 
 @dataclass

@@ -10,7 +10,7 @@ actions (random navigable index, random turn left/none/right and tilt down/none/
     ``navigableLocations`` (whose length picks the next random valid action). Its navigable
     lists are cached per (viewpoint, view) for the process, so it is timed twice: "warm"
     keeps the cache of the earlier runs, "cold" starts each run with the graphs freshly read;
-(c) EnvDrop-style candidate moves, :func:`envs.candidates.move_to_candidates` (what the
+(c) EnvDrop-style candidate moves, :func:`envs.nav.candidates.move_to_candidates` (what the
     Gymnasium env does per step): each move is a few turns plus one step.
 
 Each case is warmed up once, then timed ``--repeats`` times; the table shows the median
@@ -30,11 +30,11 @@ from pathlib import Path
 
 import numpy as np
 
-import envs.mattersim_compat as MatterSim
-from envs.candidates import CandidateTable, build_candidate_table, move_to_candidates
+import envs.mattersim.compat as MatterSim
 from envs.constants import R2R_IMAGE_HEIGHT, R2R_IMAGE_WIDTH, R2R_VFOV
 from envs.episodes import load_episodes
 from envs.graph import CONNECTIVITY_DIR
+from envs.nav.candidates import CandidateTable, build_candidate_table, move_to_candidates
 from envs.simulator import BatchSimulator, SimWorld
 
 BATCH = 64

@@ -1,5 +1,11 @@
 """Room-to-Room environments, data and metrics (numpy, networkx, gymnasium; never torch).
 
+Single concepts are modules (``constants``, ``errors``, ``fileio``, ``graph``, ``episodes``,
+``simulator``, ``gym_env``, ``metrics``, ``evaluate``, ``tokenizer``, ``views``, ``cubemap``);
+concepts of several modules are folders: ``features/`` (feature files and angle features),
+``maps/`` (top-down maps), ``mattersim/`` (the ``import MatterSim`` drop-in), ``nav/`` (the
+navigation episodes behind the Gymnasium envs, with their rewards) and ``synthetic/``.
+
 Importing the package registers the Gymnasium environment ``clipvil/R2R-v0``
 (:class:`envs.gym_env.R2RNavEnv`, vector form :class:`envs.gym_env.R2RVectorEnv`). The
 registration names the classes by string, so nothing heavy is imported until an env is made.

@@ -1,6 +1,6 @@
 """Gymnasium environments for Room-to-Room: :class:`R2RNavEnv` and its batched form.
 
-Both are thin layers over :class:`envs.nav_batch.NavBatch` (the single env is a batch of
+Both are thin layers over :class:`envs.nav.batch.NavBatch` (the single env is a batch of
 one), registered as ``clipvil/R2R-v0`` in :mod:`envs`::
 
     import gymnasium as gym
@@ -28,8 +28,8 @@ from gymnasium.vector.utils import batch_space
 
 from envs.constants import ANGLE_FEATURE_SIZE, NUM_VIEWS
 from envs.metrics import METRIC_NAMES
-from envs.nav_batch import NO_TEACHER_ACTION, STOP_ACTION, NavBatch
-from envs.nav_inputs import R2REnvConfig
+from envs.nav.batch import NO_TEACHER_ACTION, STOP_ACTION, NavBatch
+from envs.nav.inputs import R2REnvConfig
 
 __all__ = [
     "NO_TEACHER_ACTION",
@@ -109,10 +109,8 @@ class R2RNavEnv(gym.Env):
     the order. ``reset(options={"instr_id": ...})`` or ``{"episode_index": i}`` picks one.
 
     ## Rewards
-    ``shaped_reward=True`` (EnvDrop): STOP gives +2 within ``SUCCESS_DISTANCE_M`` (3 m,
-    strictly closer) of the goal and -2 elsewhere; a move gives +1 / -1 by the sign of the
-    decrease of the shortest-path distance to the goal. Otherwise: 1 for a successful STOP,
-    0 for everything else. Episodes without a reference path (test split) always get 0.
+    EnvDrop's shaped reward (``shaped_reward=True``) or 1 for a successful STOP; always 0
+    without a reference path. Defined and documented in :mod:`envs.nav.rewards`.
 
     ## Episode End
     Terminated on STOP; truncated after ``max_actions`` actions (STOP included) without one.
@@ -128,7 +126,7 @@ class R2RNavEnv(gym.Env):
     absent without a reference path).
 
     ## Arguments
-    The fields of :class:`envs.nav_inputs.R2REnvConfig` as keywords, or ``config=``.
+    The fields of :class:`envs.nav.inputs.R2REnvConfig` as keywords, or ``config=``.
 
     ## Version History
     - v0: initial version.
@@ -208,7 +206,7 @@ class R2RVectorEnv(VectorEnv):
 
     ## Description
     The same task, observations, actions and rewards as :class:`R2RNavEnv`, for a batch of
-    agents in one :class:`envs.nav_batch.NavBatch` (no sub-environment objects). Per-agent
+    agents in one :class:`envs.nav.batch.NavBatch` (no sub-environment objects). Per-agent
     Python runs only when an agent starts or ends an episode.
 
     ## Action Space

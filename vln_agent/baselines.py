@@ -11,10 +11,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from envs.candidates import CandidateTable, build_candidate_table, move_to_candidates
 from envs.episodes import Episode
 from envs.evaluate import Predictions, Step
 from envs.graph import NavGraphs
+from envs.nav.candidates import CandidateTable, build_candidate_table, move_to_candidates
 from envs.simulator import BatchSimulator, SimWorld
 
 #: R2R paths have 4-7 viewpoints: a random walk of 5 moves has the typical length.

@@ -3,7 +3,7 @@
 What CLIP-ViL's VLN features are: for each viewpoint, the pooled, projected image embedding
 (:meth:`~vln_agent.encoders.CLIPEncoder.encode_image`) of each of its 36 MatterSim views,
 stored in the HAMT / DUET layout (dataset ``f"{scan}_{viewpoint}"`` of shape ``[36, E]``,
-see :mod:`envs.features_hdf5`). The views are rendered from the skyboxes with
+see :mod:`envs.features.hdf5`). The views are rendered from the skyboxes with
 :func:`envs.views.render_encoder_views` (the centre square CLIP's preprocessing keeps).
 
 Viewpoints are those CLIP-ViL's extractor visits: the *included* viewpoints of each scan, in
@@ -38,8 +38,8 @@ from tqdm import tqdm
 from envs.constants import NUM_VIEWS
 from envs.cubemap import NUM_FACES
 from envs.errors import DataError
-from envs.feature_store import feature_key
-from envs.features_hdf5 import WRITER_DTYPES, AttrValue, HDF5FeatureWriter
+from envs.features.hdf5 import WRITER_DTYPES, AttrValue, HDF5FeatureWriter
+from envs.features.store import feature_key
 from envs.graph import NavGraphs
 from envs.views import (
     load_skybox_faces,

@@ -16,11 +16,11 @@ from gymnasium.utils.env_checker import check_env
 from gymnasium.vector import AutoresetMode
 
 import envs
-from envs.candidates import angle_feature, view_angle_features
 from envs.constants import ANGLE_FEATURE_SIZE, NUM_VIEWS
 from envs.episodes import load_episodes
 from envs.errors import DataError
 from envs.evaluate import evaluate
+from envs.features.angles import angle_feature, view_angle_features
 from envs.graph import NavGraphs
 from envs.gym_env import R2REnvConfig, R2RNavEnv, R2RVectorEnv
 from envs.metrics import METRIC_NAMES

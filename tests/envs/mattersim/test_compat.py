@@ -13,8 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import envs.mattersim_compat as MatterSim
-from envs.candidates import build_candidate_table, move_to_candidates
+import envs.mattersim.compat as MatterSim
 from envs.constants import (
     HEADING_INCREMENT,
     MATTERSIM_DEFAULT_HEIGHT,
@@ -31,7 +30,8 @@ from envs.constants import (
 from envs.episodes import load_episodes
 from envs.errors import DataError
 from envs.graph import SCANS_FILE
-from envs.mattersim_state import NavigableCache, ViewPoint
+from envs.mattersim.state import NavigableCache, ViewPoint
+from envs.nav.candidates import build_candidate_table, move_to_candidates
 from envs.simulator import BatchSimulator, SimulatorConfig, navigable_locations
 
 BATCH = 64

@@ -28,7 +28,7 @@ from envs.features import (
 )
 from vln_agent.cli import main
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 SCAN = "17DRP5sb8fy"
 DIM = 16
 

@@ -18,7 +18,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 
 from envs.graph import ScanGraph
-from envs.map_scene import Scene
+from envs.maps.scene import Scene
 from envs.synthetic.vocabulary import COLOURS
 
 #: Camera heights spreading more than this (metres) mean several floors: colour by height.

@@ -4,7 +4,7 @@ Everything is validated before anything is drawn, so bad input raises
 :class:`~envs.errors.DataError` naming the offending file and no picture is written.
 
 * ``DIR/connectivity/{scan}_connectivity.json``: the navigation graph (:mod:`envs.graph`).
-* ``DIR/scenes/{scan}.json``: the synthetic house layout, when present (:mod:`envs.map_scene`).
+* ``DIR/scenes/{scan}.json``: the synthetic house layout, when present (:mod:`envs.maps.scene`).
 * ``DIR/R2R_*.json``: the episode with a given ``path_id`` (any split).
 * An official R2R submission file: ``[{"instr_id": str, "trajectory": [[vp, heading,
   elevation], ...]}]`` (read by :func:`envs.evaluate.load_predictions`). Lengths and the
@@ -24,7 +24,7 @@ from envs.episodes import Episode, load_episodes
 from envs.errors import DataError
 from envs.evaluate import load_predictions
 from envs.graph import NavGraphs, ScanGraph
-from envs.map_scene import Scene, load_scene
+from envs.maps.scene import Scene, load_scene
 from envs.metrics import is_success, navigation_error, path_length, remove_repeats
 
 #: Characters per line of the instruction in the map's side panel.

@@ -1,8 +1,10 @@
 """Per-viewpoint panorama features: ``(scan, viewpoint) -> float32 [36, D]``.
 
-The one entry point is :func:`open_features`; the formats live in
-:mod:`envs.features_hdf5` (HAMT / DUET / ScaleVLN layout, read and write) and
-:mod:`envs.features_tsv` (the legacy R2R-EnvDrop / CLIP-ViL TSV, read and convert).
+The one entry point is :func:`open_features`; the read-only store interface lives in
+:mod:`envs.features.store`, the formats in :mod:`envs.features.hdf5` (HAMT / DUET / ScaleVLN
+layout, read and write) and :mod:`envs.features.tsv` (the legacy R2R-EnvDrop / CLIP-ViL TSV,
+read and convert). The angle features that go with them (EnvDrop's ``[sin h, cos h,
+sin e, cos e]`` x 32 of each view and candidate direction) are in :mod:`envs.features.angles`.
 
 Example::
 
@@ -16,7 +18,13 @@ import os
 from pathlib import Path
 
 from envs.errors import DataError
-from envs.feature_store import (
+from envs.features.hdf5 import (
+    PARTIAL_SUFFIX,
+    WRITER_DTYPES,
+    HDF5FeatureStore,
+    HDF5FeatureWriter,
+)
+from envs.features.store import (
     DEFAULT_CACHE_SIZE,
     FeatureStore,
     Key,
@@ -24,13 +32,7 @@ from envs.feature_store import (
     feature_key,
     split_feature_key,
 )
-from envs.features_hdf5 import (
-    PARTIAL_SUFFIX,
-    WRITER_DTYPES,
-    HDF5FeatureStore,
-    HDF5FeatureWriter,
-)
-from envs.features_tsv import TSVFeatureStore, convert_tsv_to_hdf5, encode_tsv_line
+from envs.features.tsv import TSVFeatureStore, convert_tsv_to_hdf5, encode_tsv_line
 
 #: Suffixes of HDF5 feature files and of legacy TSV feature files.
 HDF5_SUFFIXES = (".h5", ".hdf5")

@@ -7,7 +7,8 @@ runs only when an agent starts an episode or finishes one (its metrics and traje
 
 An agent that has finished (STOP, or ``max_actions`` actions) is frozen until it starts a
 new episode: its actions are ignored, it gets reward 0, its action mask offers only STOP,
-and its ``terminated`` / ``truncated`` flags stay as they were when it finished.
+and its ``terminated`` / ``truncated`` flags stay as they were when it finished. The reward
+of a step is :func:`envs.nav.rewards.step_reward`.
 """
 
 from __future__ import annotations
@@ -17,34 +18,24 @@ from typing import Any
 
 import numpy as np
 
-from envs.candidates import (
-    angle_feature,
-    build_candidate_table,
-    move_to_candidates,
-    view_angle_features,
-)
 from envs.constants import NUM_ELEVATION_LEVELS, NUM_VIEWS, VIEWS_PER_ELEVATION
+from envs.features.angles import angle_feature, view_angle_features
 from envs.graph import NavGraphs
-from envs.metrics import is_success, trajectory_metrics
-from envs.nav_inputs import (
+from envs.metrics import trajectory_metrics
+from envs.nav.candidates import build_candidate_table, move_to_candidates
+from envs.nav.inputs import (
     EpisodeOrder,
     PanoramaFeatures,
     R2REnvConfig,
     encode_instructions,
     resolve_episodes,
 )
+from envs.nav.rewards import step_reward
 from envs.simulator import BatchSimulator, SimWorld
 from envs.tokenizer import Tokenizer
 
 #: Action 0 is STOP; action ``i >= 1`` moves to candidate ``i - 1``.
 STOP_ACTION = 0
-#: EnvDrop's shaped reward: STOP within the success distance / elsewhere.
-STOP_SUCCESS_REWARD = 2.0
-STOP_FAILURE_REWARD = -2.0
-#: EnvDrop's shaped reward for a move: this times the sign of the decrease of the distance.
-MOVE_REWARD = 1.0
-#: Unshaped reward: this for a STOP within the success distance, 0 otherwise.
-SUCCESS_REWARD = 1.0
 #: Teacher action of an episode without a reference path (the R2R test split).
 NO_TEACHER_ACTION = -1
 #: Simulator actions one move can take: tilt to the level, turn to the view, step.
@@ -224,23 +215,14 @@ class NavBatch:
         record = move_to_candidates(self.sim, self.table, np.maximum(safe - 1, 0), move)
         self._record(record.location, record.heading, record.elevation, record.acted)
         previous, self.distance = self.distance, self._goal_distance(self.sim.location)
-        reward = self._reward(stop, move, previous)
+        reward = step_reward(
+            stop, move, previous, self.distance, self.goal >= 0, self.config.shaped_reward
+        )
         self.actions_taken += acting
         truncated_now = acting & ~stop & (self.actions_taken >= self.config.max_actions)
         self.terminated |= stop
         self.truncated |= truncated_now
         return reward, stop | truncated_now, acting & ~valid
-
-    def _reward(self, stop: np.ndarray, move: np.ndarray, previous: np.ndarray) -> np.ndarray:
-        """[B] reward of the step (0 for agents without a goal, finished or invalid)."""
-        success = is_success(self.distance)  # [B] bool (False for NaN)
-        if self.config.shaped_reward:
-            stop_reward = np.where(success, STOP_SUCCESS_REWARD, STOP_FAILURE_REWARD)
-            move_reward = MOVE_REWARD * np.sign(previous - self.distance)
-            reward = np.where(stop, stop_reward, np.where(move, move_reward, 0.0))
-        else:
-            reward = np.where(stop & success, SUCCESS_REWARD, 0.0)
-        return np.where(self.goal >= 0, reward, 0.0)
 
     def teacher_actions(self) -> np.ndarray:
         """[B] the action on a shortest path to the goal (STOP at the goal or when finished).

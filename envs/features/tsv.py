@@ -23,14 +23,14 @@ import numpy as np
 
 from envs.constants import NUM_VIEWS
 from envs.errors import DataError
-from envs.feature_store import (
+from envs.features.hdf5 import HDF5FeatureWriter
+from envs.features.store import (
     DEFAULT_CACHE_SIZE,
     FeatureStore,
     Key,
     check_feature_shape,
     feature_key,
 )
-from envs.features_hdf5 import HDF5FeatureWriter
 
 #: The fields of a line, in order.
 TSV_FIELDS = ("scanId", "viewpointId", "image_w", "image_h", "vfov", "features")

@@ -10,7 +10,8 @@ candidate carries:
 - ``view``: the view that represents it (EnvDrop's ``pointId``);
 - ``nav_index``: its position in the navigable list seen from that view (EnvDrop's ``idx``);
 - ``heading`` / ``elevation``: its absolute direction (view angle + relative angle), from
-  which the angle feature relative to the agent's current heading is made.
+  which the angle feature relative to the agent's current heading is made
+  (:func:`envs.features.angles.angle_feature`).
 
 Moving to a candidate (:func:`move_to_candidates`) replays EnvDrop's ``make_equiv_action``:
 tilt up or down to the candidate's elevation level, turn right until the view index matches,
@@ -19,12 +20,11 @@ then take the navigable index — every intermediate state is recorded for the t
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 import numpy as np
 
-from envs.constants import ANGLE_FEATURE_SIZE, NUM_VIEWS, VIEWS_PER_ELEVATION
+from envs.constants import NUM_VIEWS, VIEWS_PER_ELEVATION
 from envs.simulator import (
     BatchSimulator,
     SimulatorConfig,
@@ -32,8 +32,6 @@ from envs.simulator import (
     discrete_view_angles,
     navigable_locations,
 )
-
-_ANGLE_REPEATS = ANGLE_FEATURE_SIZE // 4
 
 
 @dataclass(frozen=True)
@@ -135,32 +133,6 @@ def build_candidate_table(world: SimWorld) -> CandidateTable:
         elevation=elevation[:, :used],
         count=count,
     )
-
-
-def angle_feature(heading: np.ndarray, elevation: np.ndarray) -> np.ndarray:
-    """EnvDrop's angle feature: [sin h, cos h, sin e, cos e] repeated to 128 values.
-
-    Args:
-        heading, elevation: [...] radians. Returns [..., 128] float32.
-    """
-    heading = np.asarray(heading, dtype=np.float64)
-    elevation = np.asarray(elevation, dtype=np.float64)
-    base = np.stack([np.sin(heading), np.cos(heading), np.sin(elevation), np.cos(elevation)], -1)
-    return np.tile(base, _ANGLE_REPEATS).astype(np.float32)  # [..., 128]
-
-
-@functools.lru_cache(maxsize=NUM_VIEWS)
-def view_angle_features(base_view: int) -> np.ndarray:
-    """[36, 128] angle features of the 36 views relative to the heading of ``base_view``.
-
-    EnvDrop's ``get_point_angle_feature``: heading relative to the agent's current heading,
-    absolute elevation.
-    """
-    heading, elevation = discrete_view_angles(np.arange(NUM_VIEWS))
-    base_heading, _ = discrete_view_angles(np.array(base_view))
-    features = angle_feature(heading - base_heading, elevation)
-    features.setflags(write=False)
-    return features
 
 
 @dataclass(frozen=True)

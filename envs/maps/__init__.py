@@ -18,6 +18,9 @@ route is small next to the house, the side panel adds a close-up of it (its area
 by a dashed rectangle on the map).
 
 Drawing uses matplotlib's Agg canvas directly (no pyplot, no global backend change).
+The public entry points are :func:`draw_map` and :func:`render_map`; what a map shows is
+read and checked by :mod:`envs.maps.data` (with the synthetic house layout of
+:mod:`envs.maps.scene`) and drawn layer by layer by :mod:`envs.maps.layers`.
 """
 
 from __future__ import annotations
@@ -34,8 +37,8 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 
 from envs.fileio import atomic_write
-from envs.map_data import MapData, gather_map_data, info_lines
-from envs.map_layers import (
+from envs.maps.data import MapData, gather_map_data, info_lines
+from envs.maps.layers import (
     EDGE_COLOUR,
     GOAL_MARKER,
     PREDICTION_COLOUR,

@@ -48,7 +48,8 @@ class R2REnvConfig:
     max_instruction_length: int = 80
     #: Actions (STOP included) before an episode is truncated.
     max_actions: int = 35
-    #: EnvDrop's shaped reward (+-2 on STOP, +-1 per move); otherwise 1 for a successful STOP.
+    #: EnvDrop's shaped reward (+-2 on STOP, +-1 per move); otherwise 1 for a successful STOP
+    #: (:mod:`envs.nav.rewards`).
     shaped_reward: bool = True
     #: ``"random"``: every episode once per epoch, shuffled with the env's ``np_random``;
     #: ``"sequential"``: file order, so that evaluation visits every instruction once.

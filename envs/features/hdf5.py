@@ -22,7 +22,7 @@ import numpy as np
 
 from envs.constants import NUM_VIEWS
 from envs.errors import DataError
-from envs.feature_store import (
+from envs.features.store import (
     DEFAULT_CACHE_SIZE,
     FeatureStore,
     Key,

@@ -15,8 +15,9 @@ from PIL import Image
 from envs.episodes import load_episodes
 from envs.errors import DataError
 from envs.graph import NavGraphs
-from envs.map_data import gather_map_data, info_lines
-from envs.map_layers import (
+from envs.maps import MAP_HEIGHT_PX, MAP_WIDTH_PX, draw_map, render_map
+from envs.maps.data import gather_map_data, info_lines
+from envs.maps.layers import (
     EDGE_COLOUR,
     FLOOR_MARGIN_M,
     PREDICTION_COLOUR,
@@ -24,8 +25,7 @@ from envs.map_layers import (
     ROOM_PALENESS,
     faded_viewpoints,
 )
-from envs.map_scene import load_scene
-from envs.maps import MAP_HEIGHT_PX, MAP_WIDTH_PX, draw_map, render_map
+from envs.maps.scene import load_scene
 from envs.synthetic.vocabulary import COLOURS
 from vln_agent.cli import EXIT_BAD_INPUT, main
 
