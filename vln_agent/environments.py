@@ -12,7 +12,7 @@ from gymnasium.vector import AutoresetMode
 
 from envs.episodes import Episode
 from envs.gym_env import R2RVectorEnv
-from envs.nav_inputs import R2REnvConfig
+from envs.nav.inputs import R2REnvConfig
 from envs.tokenizer import Tokenizer
 
 _ENV_DEFAULTS = {f.name: f.default for f in dataclasses.fields(R2REnvConfig)}
