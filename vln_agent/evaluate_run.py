@@ -9,7 +9,7 @@ from envs.episodes import load_episodes
 from envs.evaluate import evaluate, save_predictions
 from envs.fileio import write_json
 from envs.graph import NavGraphs
-from envs.gym_env import R2RVectorEnv
+from vln_agent.environments import DEFAULT_MAX_ACTIONS, DEFAULT_MAX_INSTRUCTION_LENGTH, make_env
 from vln_agent.evaluate import predict
 from vln_agent.models.follower import load_follower
 
@@ -28,22 +28,20 @@ def evaluate_checkpoint(
 
     Returns the summary metrics (None for a split without goals, like R2R test).
     """
-    from gymnasium.vector import AutoresetMode
-
     model, tokenizer, payload = load_follower(checkpoint)
     train_config = payload.get("train_config", {})
     episodes = load_episodes(data_dir, split)
-    env = R2RVectorEnv(
+    env = make_env(
+        data_dir,
+        features,
+        episodes,
+        tokenizer,
         min(batch_size, len(episodes)),
-        autoreset_mode=AutoresetMode.DISABLED,
-        data_dir=data_dir,
-        features=features,
-        split=episodes,
-        tokenizer=tokenizer,
         feature_dim=model.config.feature_size,
-        max_instruction_length=train_config.get("max_instruction_length", 80),
-        max_actions=train_config.get("max_actions", 35),
-        episode_order="sequential",
+        max_instruction_length=train_config.get(
+            "max_instruction_length", DEFAULT_MAX_INSTRUCTION_LENGTH
+        ),
+        max_actions=train_config.get("max_actions", DEFAULT_MAX_ACTIONS),
     )
     predictions = predict(model, env, episodes)
     env.close()

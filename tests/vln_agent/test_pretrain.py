@@ -34,7 +34,6 @@ from vln_agent.pretrain.data import (
 from vln_agent.pretrain.objectives import (
     ContrastiveObjective,
     SupervisedObjective,
-    encode_text_trimmed,
 )
 from vln_agent.pretrain.train import Pretrainer, tokenize_captions
 from vln_agent.pretrain.zeroshot import (
@@ -260,10 +259,10 @@ def test_contrastive_loss_overfits_a_fixed_batch(tiny_encoder, fixed_batch):
 def test_trimmed_text_encoding_equals_the_full_one(tiny_encoder, one_torch_thread):
     tokens = tiny_encoder.tokenize(["a blue sofa in a living room", "a hall", "word " * 90])
     full = tiny_encoder.encode_text(tokens)
-    torch.testing.assert_close(encode_text_trimmed(tiny_encoder, tokens), full)
+    torch.testing.assert_close(tiny_encoder.encode_text(tokens, trim_padding=True), full)
     short = tokens[:2]
     torch.testing.assert_close(
-        encode_text_trimmed(tiny_encoder, short), full[:2], atol=1e-5, rtol=1e-5
+        tiny_encoder.encode_text(short, trim_padding=True), full[:2], atol=1e-5, rtol=1e-5
     )
 
 

@@ -90,12 +90,6 @@ def _full_precision(like: torch.Tensor) -> contextlib.AbstractContextManager:
     return torch.autocast(device_type=like.device.type, enabled=False)
 
 
-def encode_text_trimmed(encoder: CLIPEncoder, tokens: torch.Tensor) -> torch.Tensor:
-    """``encoder.encode_text(tokens, trim_padding=True)``: ``[B, E]`` computed on the
-    positions up to the last end-of-text token only (see :meth:`CLIPEncoder.encode_text`)."""
-    return encoder.encode_text(tokens, trim_padding=True)
-
-
 class LabelHeads(nn.Module):
     """Linear heads on the projected image embedding ``[B, E]``."""
 
