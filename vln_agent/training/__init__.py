@@ -9,3 +9,10 @@
 - :mod:`.runlog` — ``log.csv`` and TensorBoard scalars.
 - :mod:`.distributed` — ``torch.distributed`` data parallel (gloo / nccl).
 """
+
+from __future__ import annotations
+
+from vln_agent.training.checkpoint import export_checkpoint, load_checkpoint, save_checkpoint
+from vln_agent.training.trainer import Trainer, run_training
+
+__all__ = ["Trainer", "export_checkpoint", "load_checkpoint", "run_training", "save_checkpoint"]
