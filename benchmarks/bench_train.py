@@ -120,7 +120,7 @@ def instrument(trainer: VLNTrainer) -> Clocks:
 
     env.step = counted_step
     vln_agent.rollout.to_inputs = clocks.inputs.wrap(vln_agent.rollout.to_inputs)
-    trainer._apply = clocks.update.wrap(trainer._apply)
+    trainer.optimize = clocks.update.wrap(trainer.optimize)
     return clocks
 
 

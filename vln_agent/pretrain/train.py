@@ -49,7 +49,7 @@ from vln_agent.pretrain.objectives import (
 )
 from vln_agent.pretrain.zeroshot import EvalViews, evaluate_views, load_eval_views
 from vln_agent.training.distributed import DistributedContext
-from vln_agent.training.trainer import LATEST_CHECKPOINT, Trainer
+from vln_agent.training.trainer import Trainer
 
 #: The split whose houses pretraining may see.
 TRAIN_SPLIT = "train"
@@ -296,10 +296,6 @@ class Pretrainer(Trainer):
         return _flat_epoch_row(row)
 
     # ---------------------------------------------------------------- checkpoints
-    @property
-    def state_path(self) -> Path:
-        return self.run_dir / LATEST_CHECKPOINT
-
     def model_payload(self) -> dict[str, Any]:
         return {
             "model_config": self.encoder.model_config,
