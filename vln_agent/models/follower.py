@@ -23,10 +23,9 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from envs.constants import ANGLE_FEATURE_SIZE
-from envs.errors import DataError
 from envs.tokenizer import Tokenizer
 from vln_agent.models.attention import SoftDotAttention
-from vln_agent.training.checkpoint import load_checkpoint
+from vln_agent.training.checkpoint import load_model
 
 
 @dataclass(frozen=True)
@@ -180,12 +179,11 @@ class Follower(nn.Module):
 
 def load_follower(path: str | os.PathLike[str]) -> tuple[Follower, Tokenizer, dict[str, Any]]:
     """A trained follower (``kind: follower`` checkpoint), its tokenizer and the payload."""
-    payload = load_checkpoint(path, kind="follower")
-    try:
-        model = Follower(FollowerConfig(**payload["model_config"]))
-        model.load_state_dict(payload["state_dict"])
-        tokenizer = Tokenizer(payload["vocabulary"])
-    except (TypeError, RuntimeError, ValueError, KeyError) as err:
-        raise DataError(path, f"checkpoint does not match the follower ({err})") from None
-    model.eval()
-    return model, tokenizer, payload
+    tokenizers: list[Tokenizer] = []
+
+    def build(payload: dict[str, Any]) -> Follower:
+        tokenizers.append(Tokenizer(payload["vocabulary"]))  # checked with the weights
+        return Follower(FollowerConfig(**payload["model_config"]))
+
+    model, payload = load_model(path, "follower", build)
+    return model, tokenizers[0], payload

@@ -21,10 +21,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from envs.constants import ANGLE_FEATURE_SIZE
-from envs.errors import DataError
 from envs.tokenizer import Tokenizer
 from vln_agent.models.attention import SoftDotAttention
-from vln_agent.training.checkpoint import load_checkpoint
+from vln_agent.training.checkpoint import load_model
 
 
 @dataclass(frozen=True)
@@ -185,12 +184,11 @@ class Speaker(nn.Module):
 
 def load_speaker(path: str | os.PathLike[str]) -> tuple[Speaker, Tokenizer, dict[str, Any]]:
     """A trained speaker (``kind: speaker`` checkpoint), its tokenizer and the payload."""
-    payload = load_checkpoint(path, kind="speaker")
-    try:
-        model = Speaker(SpeakerConfig(**payload["model_config"]))
-        model.load_state_dict(payload["state_dict"])
-        tokenizer = Tokenizer(payload["vocabulary"])
-    except (TypeError, RuntimeError, ValueError, KeyError) as err:
-        raise DataError(path, f"checkpoint does not match the speaker ({err})") from None
-    model.eval()
-    return model, tokenizer, payload
+    tokenizers: list[Tokenizer] = []
+
+    def build(payload: dict[str, Any]) -> Speaker:
+        tokenizers.append(Tokenizer(payload["vocabulary"]))  # checked with the weights
+        return Speaker(SpeakerConfig(**payload["model_config"]))
+
+    model, payload = load_model(path, "speaker", build)
+    return model, tokenizers[0], payload

@@ -25,11 +25,13 @@ import os
 import pickle
 import random
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from envs.errors import DataError
 from envs.fileio import atomic_write
@@ -79,6 +81,20 @@ def load_checkpoint(path: str | os.PathLike[str], kind: str | None = None) -> di
     if kind is not None and payload["kind"] != kind:
         raise DataError(path, f"is a {payload['kind']} checkpoint, expected {kind}")
     return payload
+
+
+def load_model(
+    path: str | os.PathLike[str], kind: str, build: Callable[[dict[str, Any]], nn.Module]
+) -> tuple[nn.Module, dict[str, Any]]:
+    """The model of a ``kind`` checkpoint in eval mode, built by ``build(payload)`` and given
+    its weights, and the payload; a payload that does not fit is a one-line DataError."""
+    payload = load_checkpoint(path, kind=kind)
+    try:
+        model = build(payload)
+        model.load_state_dict(payload["state_dict"])
+    except (TypeError, RuntimeError, ValueError, KeyError) as err:
+        raise DataError(path, f"checkpoint does not match the {kind} ({err})") from None
+    return model.eval(), payload
 
 
 def capture_rng() -> dict[str, Any]:
