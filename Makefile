@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# torch and torchvision are pinned to the wheels this workplace has on disk (see DEVELOPERS.md):
+# torch and torchvision are pinned to the wheels this build machine has on disk:
 # any other version downloads gigabytes.
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 PYTEST_WORKERS ?= 2
