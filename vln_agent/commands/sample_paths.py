@@ -17,13 +17,22 @@ HELP = "Sample R2R-like shortest paths in the training houses as augmentation da
 
 #: path_ids of augmentation paths start here, far from R2R's own ids.
 AUG_PATH_ID_START = 1_000_000
+#: Paths sampled per house unless ``--per-scan`` says otherwise.
+DEFAULT_PER_SCAN = 50
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", type=Path, required=True, help="data root")
     parser.add_argument("--split", default="train", help="whose houses to use (default: train)")
-    parser.add_argument("--per-scan", type=int, default=50, help="paths per house (at most)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--per-scan",
+        type=int,
+        default=DEFAULT_PER_SCAN,
+        help=f"paths per house, at most (default: {DEFAULT_PER_SCAN})",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the sampling and the instructions (default: 0)"
+    )
     parser.add_argument(
         "--instructions",
         type=int,

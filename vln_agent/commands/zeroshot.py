@@ -11,12 +11,23 @@ HELP = (
     "synthetic houses (and a supervised checkpoint's linear heads)."
 )
 
+#: The model of ``clipvil pretrain-clip``'s default recipe.
+DEFAULT_MODEL = "clipvil-small"
+#: Houses no pretraining saw.
+DEFAULT_SPLIT = "val_unseen"
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", type=Path, required=True, help="synthetic world")
     parser.add_argument("--checkpoint", type=Path, required=True, help="encoder weights")
-    parser.add_argument("--model", default="clipvil-small", help="model name (clipvil-small)")
-    parser.add_argument("--split", default="val_unseen", help="houses to score (val_unseen)")
+    parser.add_argument(
+        "--model",
+        default=DEFAULT_MODEL,
+        help=f"open_clip or clipvil model name (default: {DEFAULT_MODEL})",
+    )
+    parser.add_argument(
+        "--split", default=DEFAULT_SPLIT, help=f"houses to score (default: {DEFAULT_SPLIT})"
+    )
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     parser.add_argument(
         "--cache",
