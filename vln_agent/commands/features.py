@@ -7,6 +7,9 @@ The paper's three image towers share the architecture and this pipeline:
   encoder checkpoint whose metadata says ``"encoder_kind": "supervised"``);
 * ``--encoder random``: a random init of ``--model`` drawn with ``--seed``.
 
+``--model`` may be left out when ``--pretrained`` is a clipvil checkpoint: the file records
+its model name.
+
 :func:`vln_agent.encoders.create_encoder_of_kind` builds the encoder and checks the options.
 The features are :meth:`~vln_agent.encoders.CLIPEncoder.encode_image` of RGB views (see
 :mod:`vln_agent.extract`); the file records the model, weights, kind and image size.
@@ -49,7 +52,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data", type=Path, required=True, help="data root (connectivity/, v1/scans/ skyboxes)"
     )
-    parser.add_argument("--model", required=True, help="open_clip or clipvil model name")
+    parser.add_argument(
+        "--model",
+        help="open_clip or clipvil model name (default: the one a clipvil checkpoint given "
+        "as --pretrained records; required otherwise)",
+    )
     parser.add_argument(
         "--pretrained",
         help="weights: a pretrained tag or a weight file (clip), a checkpoint (supervised)",
@@ -86,8 +93,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="torch threads for encoding (default: torch's own; on a CPU shared with other "
         "jobs fewer threads, even 1, can be faster: idle threads spin at every barrier)",
     )
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
+    parser.add_argument(
+        "--device", choices=("cpu", "cuda"), default="cpu", help="where to encode (default: cpu)"
+    )
+    parser.add_argument(
+        "--precision",
+        choices=("fp32", "bf16", "fp16"),
+        default="fp32",
+        help="encoder arithmetic; bf16 and fp16 autocast, fp16 on a GPU only (default: fp32)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--limit", type=_non_negative, help=argparse.SUPPRESS)
 

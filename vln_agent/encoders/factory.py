@@ -146,8 +146,9 @@ def _build_model(
         **preprocess,
         **overrides,
     )
-    if source.path is None:
-        model, _, _ = open_clip.create_model_and_transforms(model_name, None, **kwargs)
+    if source.path is None:  # a random init asked for: open_clip's warning says nothing new
+        with _without_random_init_warning():
+            model, _, _ = open_clip.create_model_and_transforms(model_name, None, **kwargs)
         return model
     try:
         if source.torchscript:
@@ -188,7 +189,12 @@ def _load_torchscript_weights(model: torch.nn.Module, path: str) -> None:
 
 @contextlib.contextmanager
 def _without_random_init_warning() -> Iterator[None]:
-    """Silence open_clip's "initialized randomly" warning while weights load right after."""
+    """Silence open_clip's "initialized randomly" warning, and only it, while a model is
+    built without weights on purpose (a random init, or weights loaded right after).
+
+    open_clip logs it with ``logging.warning`` on the root logger; a filter on that logger
+    for the duration of the build drops this one message and lets every other through.
+    """
 
     def keep(record: logging.LogRecord) -> bool:
         return "initialized randomly" not in record.getMessage()

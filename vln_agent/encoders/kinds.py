@@ -17,6 +17,7 @@ import os
 import torch
 
 from envs.errors import DataError
+from vln_agent.encoders.checkpoint import read_checkpoint_metadata
 from vln_agent.encoders.encoder import CLIPEncoder, check_precision
 from vln_agent.encoders.factory import create_encoder
 from vln_agent.encoders.weights import resolve_pretrained
@@ -33,7 +34,7 @@ NO_WEIGHTS = "none"
 
 def create_encoder_of_kind(
     kind: str,
-    model_name: str,
+    model_name: str | None,
     pretrained: str | os.PathLike[str] | None = None,
     *,
     seed: int = 0,
@@ -44,7 +45,8 @@ def create_encoder_of_kind(
 
     Args:
         kind: One of :data:`ENCODER_KINDS`.
-        model_name: Any name :func:`~vln_agent.encoders.create_encoder` takes.
+        model_name: Any name :func:`~vln_agent.encoders.create_encoder` takes; None to
+            take the one that ``pretrained``, a clipvil checkpoint, records.
         pretrained: The weights: a tag or a file (``clip``), a ``pretrain-supervised``
             checkpoint (``supervised``); none for ``random``.
         seed: The seed of a ``random`` init (``torch.manual_seed``, as the tests' fixtures).
@@ -57,13 +59,15 @@ def create_encoder_of_kind(
 
     Raises:
         DataError: One line naming the ``clipvil features`` option to fix (``--encoder``,
-            ``--pretrained``, ``--device``, ``--precision``): weights missing or given to a
-            random init, a tag for ``supervised``, a checkpoint of another kind, no GPU;
+            ``--model``, ``--pretrained``, ``--device``, ``--precision``): no model name
+            given or recorded, weights missing or given to a random init, a tag for
+            ``supervised``, a checkpoint of another kind, no GPU;
             and :func:`~vln_agent.encoders.create_encoder`'s errors for the weights.
     """
     if kind not in ENCODER_KINDS:
         raise DataError("--encoder", f"must be one of {', '.join(ENCODER_KINDS)}, not {kind!r}")
     _check_device(device, precision)
+    model_name = model_name or _recorded_model_name(pretrained)
     attrs: dict[str, str | int] = {ENCODER_KIND_KEY: kind}
     if kind == RANDOM_KIND:
         if pretrained:
@@ -75,6 +79,19 @@ def create_encoder_of_kind(
         attrs["pretrained"] = _pretrained_attr(kind, model_name, pretrained)
     encoder = create_encoder(model_name, pretrained, device=device, precision=precision)
     return encoder, attrs
+
+
+def _recorded_model_name(pretrained: str | os.PathLike[str] | None) -> str:
+    """The model name a clipvil checkpoint ``pretrained`` records (when none is given)."""
+    metadata = None
+    if pretrained and os.path.isfile(pretrained):
+        metadata = read_checkpoint_metadata(pretrained)
+    if metadata is None:
+        raise DataError(
+            "--model",
+            "required unless --pretrained is a clipvil checkpoint (which records its model name)",
+        )
+    return str(metadata["model_name"])
 
 
 def _check_device(device: str, precision: str) -> None:

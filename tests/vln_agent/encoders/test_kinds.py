@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
+import h5py
 import pytest
 import torch
 
 from envs.errors import DataError
+from vln_agent.cli import main
 from vln_agent.commands import features
 from vln_agent.encoders import (
     ENCODER_KINDS,
@@ -117,3 +120,51 @@ def test_option_errors_are_one_line(tiny_encoder, tmp_path, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(DataError, match="^--device: cuda asked for, but torch sees no GPU$"):
         create_encoder_of_kind("random", MODEL, device="cuda")
+
+
+#: The message open_clip logs (root logger, WARNING) for a model built without weights.
+RANDOM_INIT_WARNING = "initialized randomly"
+#: The one-line error when neither --model nor a clipvil checkpoint names the model.
+NO_MODEL_ERROR = (
+    "--model: required unless --pretrained is a clipvil checkpoint (which records its model name)"
+)
+
+
+def test_a_random_init_logs_no_warning_and_other_warnings_still_pass(caplog):
+    with caplog.at_level(logging.WARNING):
+        create_encoder_of_kind("random", MODEL, seed=0)
+        create_encoder(MODEL)  # the factory's own random init, as the fixtures build it
+    assert [record.getMessage() for record in caplog.records] == []
+    logging.warning("No pretrained weights loaded: Model %s", RANDOM_INIT_WARNING)  # scoped
+    assert RANDOM_INIT_WARNING in caplog.records[-1].getMessage()
+
+
+@pytest.mark.parametrize("kind", ["clip", "supervised"])
+def test_the_model_name_comes_from_a_clipvil_checkpoint(tiny_encoder, tmp_path, kind):
+    path = checkpoint_of(tiny_encoder, tmp_path / "enc.pt", kind)
+    encoder, attrs = create_encoder_of_kind(kind, None, path)
+    assert encoder.model_name == MODEL and attrs["pretrained"] == str(path)
+    assert_same_weights(encoder, tiny_encoder)
+
+
+def test_no_model_name_given_or_recorded_is_one_line(tiny_encoder, tmp_path):
+    state_dict = tmp_path / "state_dict.pt"
+    torch.save(tiny_encoder.model.state_dict(), state_dict)
+    for args in [("random", None), ("clip", None, state_dict), ("clip", None, None)]:
+        with pytest.raises(DataError) as error:
+            create_encoder_of_kind(*args)
+        assert str(error.value) == NO_MODEL_ERROR
+
+
+def test_features_needs_no_model_for_a_clipvil_checkpoint(
+    tiny_encoder, tiny_synthetic_world, tmp_path, capsys
+):
+    path = checkpoint_of(tiny_encoder, tmp_path / "enc.pt", "clip")
+    out = tmp_path / "features.h5"
+    argv = ["features", "--data", str(tiny_synthetic_world), "--out", str(out)]
+    argv += ["--limit", "1", "--no-progress"]
+    assert main([*argv, "--pretrained", str(path)]) == 0
+    with h5py.File(out, "r") as f:
+        assert f.attrs["model_name"] == MODEL and len(f.keys()) == 1
+    assert main([*argv, "--encoder", "random"]) == 2
+    assert capsys.readouterr().err == f"error: {NO_MODEL_ERROR}\n"
