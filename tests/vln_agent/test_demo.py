@@ -95,3 +95,43 @@ def test_shipped_checkpoints_load_and_fit_together():
         assert path.stat().st_size <= 25 * 2**20, name
         card = path.with_suffix(".md").read_text()
         assert file_sha256(path) in card, f"the card of {name} names its sha256"
+
+
+# ------------------------------------------------------- where the real data is looked for
+def demo_module_in(root, checkout: bool):
+    """A ``vln_agent/commands/demo.py`` under ``root``: a source checkout (``pyproject.toml``
+    at ``root``) or an installed package (``root`` is site-packages)."""
+    module = root / "vln_agent" / "commands" / "demo.py"
+    module.parent.mkdir(parents=True)
+    module.write_text("")
+    if checkout:
+        (root / "pyproject.toml").write_text("")
+    return module
+
+
+def test_real_data_is_looked_for_in_the_env_then_the_checkout_then_the_user_folder(
+    real_data_dir, tmp_path, monkeypatch
+):
+    from vln_agent.commands import demo
+
+    monkeypatch.delenv(demo.REAL_DATA_ENV, raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))  # platformdirs reads it
+    user_folder = tmp_path / "xdg" / "clipvil" / "r2r_real"
+    checkout = demo_module_in(tmp_path / "work" / "main", checkout=True)
+    installed = demo_module_in(tmp_path / "venv" / "site-packages", checkout=False)
+    beside = tmp_path / "work" / "shared" / "r2r_real"
+    assert demo.default_real_data(checkout) == user_folder  # nothing beside the checkout yet
+    beside.mkdir(parents=True)
+    assert demo.default_real_data(checkout) == beside
+    (tmp_path / "venv" / "shared" / "r2r_real").mkdir(parents=True)
+    assert demo.default_real_data(installed) == user_folder  # never beside site-packages
+    monkeypatch.setenv(demo.REAL_DATA_ENV, str(real_data_dir))
+    for module in (checkout, installed, demo.__file__):
+        assert demo.default_real_data(module) == real_data_dir
+
+
+def test_help_of_real_names_where_the_data_is_looked_for(capsys):
+    with pytest.raises(SystemExit):
+        main(["demo", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "$CLIPVIL_R2R_REAL" in help_text and "user data folder" in help_text

@@ -6,14 +6,15 @@
 3. evaluates the shipped follower on val_seen and val_unseen with the official metrics,
    beside two no-learning references on the same splits (shortest-path oracle, random walk),
    and writes the submissions, metrics and episode maps;
-4. scores the same references on the real R2R splits (``../shared/r2r_real``) when present,
-   to show that the same evaluator runs on the real graphs;
+4. scores the same references on the real R2R splits when present (``--real``, else
+   :func:`default_real_data`), to show that the same evaluator runs on the real graphs;
 5. prints the commands that train an agent from scratch.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -26,6 +27,7 @@ HELP = (
 DEFAULT_SPLITS = ("val_seen", "val_unseen")
 DEFAULT_WORLD = Path("data/small")
 DEFAULT_OUT = Path("runs/demo")
+DEFAULT_WORKERS = 2
 #: The world the shipped checkpoints were trained on.
 DEMO_PRESET = "small"
 DEMO_SEED = 0
@@ -35,31 +37,81 @@ ENCODER_MODEL = "clipvil-small"
 FOLLOWER_CHECKPOINT = "follower-small-clip.pt"
 FEATURES_NAME = "clipvil-small-clip.h5"
 DEMO_MAPS = 4
+#: Names the real R2R data root (``connectivity/``, ``R2R_*.json``); the tests read it too.
+REAL_DATA_ENV = "CLIPVIL_R2R_REAL"
+#: The application name of the per-user data folder (platformdirs' ``user_data_dir``).
+APP_NAME = "clipvil"
+#: The real data's folder name, beside a source checkout (``../shared/``) and in the
+#: per-user data folder.
+REAL_DATA_FOLDER = "r2r_real"
+#: A file at the root of a source checkout (absent from an installed package's parents).
+CHECKOUT_MARKER = "pyproject.toml"
+#: Where the real data is looked for, in order (``--real`` and ``--help`` say so).
+REAL_DATA_ORDER = (
+    f"${REAL_DATA_ENV}, else ../shared/{REAL_DATA_FOLDER} beside a source checkout when "
+    f"present, else {REAL_DATA_FOLDER}/ in the user data folder"
+)
 
 
-def default_real_data() -> Path:
-    """The real R2R data beside a checkout of this repository (``../shared/r2r_real``)."""
-    return Path(__file__).resolve().parents[2].parent / "shared" / "r2r_real"
+def default_real_data(module_file: str | os.PathLike[str] = __file__) -> Path:
+    """Where ``clipvil demo`` looks for the real R2R data when ``--real`` is not given.
+
+    1. ``$CLIPVIL_R2R_REAL`` when set;
+    2. ``../shared/r2r_real`` beside a source checkout (the folder holding
+       ``pyproject.toml`` above ``module_file``, this module), when that folder exists;
+    3. ``r2r_real/`` in the user's data folder (platformdirs' ``user_data_dir("clipvil")``:
+       ``~/.local/share/clipvil/r2r_real`` on Linux), which is where an installed clipvil
+       looks: put (or link) the data there.
+    """
+    override = os.environ.get(REAL_DATA_ENV)
+    if override:
+        return Path(override)
+    checkout = Path(module_file).resolve().parents[2]
+    beside = checkout.parent / "shared" / REAL_DATA_FOLDER
+    if (checkout / CHECKOUT_MARKER).is_file() and beside.is_dir():
+        return beside
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir(APP_NAME, appauthor=False)) / REAL_DATA_FOLDER
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--world", type=Path, default=DEFAULT_WORLD, help="where the small world lives or goes"
+        "--world",
+        type=Path,
+        default=DEFAULT_WORLD,
+        help=f"where the small world lives or goes (default: {DEFAULT_WORLD})",
     )
     parser.add_argument(
-        "--out", type=Path, default=DEFAULT_OUT, help="submissions, metrics and episode maps"
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        help=f"submissions, metrics and episode maps (default: {DEFAULT_OUT})",
     )
-    parser.add_argument("--splits", nargs="+", default=list(DEFAULT_SPLITS))
-    parser.add_argument("--workers", type=int, default=2, help="processes/threads for the world")
+    parser.add_argument(
+        "--splits",
+        nargs="+",
+        default=list(DEFAULT_SPLITS),
+        metavar="SPLIT",
+        help=f"splits to evaluate on (default: {' '.join(DEFAULT_SPLITS)})",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=DEFAULT_WORKERS,
+        help=f"processes/threads for the world and the features (default: {DEFAULT_WORKERS})",
+    )
     parser.add_argument(
         "--real",
         type=Path,
         default=None,
-        help="real R2R data root for the reference agents (default: ../shared/r2r_real if present)",
+        help=f"real R2R data root for the reference agents (default: {REAL_DATA_ORDER})",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random walk")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random walk (default: 0)")
     parser.add_argument(
-        "--preset", default=DEMO_PRESET, help="world preset (the shipped agent knows 'small')"
+        "--preset",
+        default=DEMO_PRESET,
+        help=f"world preset; the shipped agent knows {DEMO_PRESET!r} (default: {DEMO_PRESET})",
     )
     parser.add_argument(
         "--encoder-checkpoint",
@@ -67,7 +119,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=None,
         help=f"CLIP weights for the features (default: shipped {ENCODER_CHECKPOINT})",
     )
-    parser.add_argument("--encoder-model", default=ENCODER_MODEL, help="its open_clip model name")
+    parser.add_argument(
+        "--encoder-model",
+        default=ENCODER_MODEL,
+        help=f"its open_clip or clipvil model name (default: {ENCODER_MODEL})",
+    )
     parser.add_argument(
         "--follower-checkpoint",
         type=Path,
@@ -117,7 +173,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"[4/4] the same evaluator on the real R2R splits in {real}")
         real_rows = reference_rows(real, args.splits, args.seed)
     else:
-        print(f"[4/4] no real R2R data at {real}: skipped")
+        print(f"[4/4] no real R2R data at {real} (--real or ${REAL_DATA_ENV} names it): skipped")
     timings["real data"] = time.perf_counter() - step
 
     print()
