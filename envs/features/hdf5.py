@@ -1,7 +1,8 @@
 """HDF5 feature files in the layout of the public HAMT / DUET / ScaleVLN releases.
 
-One dataset per viewpoint, named ``f"{scan}_{viewpoint}"``, of shape ``[36, >=D]``
-(some releases store extra columns after the visual feature; readers take ``[:, :D]``).
+One dataset per viewpoint, named ``f"{scan}_{viewpoint}"``, of shape ``[36, D]`` (some
+releases store extra columns after the visual feature: ``feature_columns=D`` reads
+``[:, :D]`` of those). Root attributes record how the features were made.
 
 :class:`HDF5FeatureWriter` never leaves a half-written file at its output path: it
 writes into ``path + ".partial"``, flushes as it goes and renames the partial file
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -22,12 +23,15 @@ import numpy as np
 
 from envs.constants import NUM_VIEWS
 from envs.errors import DataError
+from envs.features.lock import WriterLock
 from envs.features.store import (
     DEFAULT_CACHE_SIZE,
+    Attrs,
     FeatureStore,
     Key,
     check_feature_shape,
     feature_key,
+    select_width,
     split_feature_key,
 )
 
@@ -43,6 +47,8 @@ FEATURE_DIM_ATTR = "feature_dim"
 AttrValue = str | int | float
 #: Largest finite float16 value.
 FLOAT16_MAX = float(np.finfo(np.float16).max)
+#: How h5py reports a damaged file (it maps HDF5's errors onto these built-in types).
+READ_ERRORS = (OSError, RuntimeError, KeyError, ValueError, TypeError, NotImplementedError)
 
 
 def open_hdf5(path: Path, mode: str = "r") -> h5py.File:
@@ -55,15 +61,54 @@ def open_hdf5(path: Path, mode: str = "r") -> h5py.File:
         raise DataError(path, "not an HDF5 file")
     try:
         return h5py.File(path, mode)
-    except OSError as err:
-        raise DataError(path, f"cannot open HDF5 file ({err})") from None
+    except READ_ERRORS as err:
+        raise DataError(path, f"cannot open HDF5 file ({_reason(err)})") from None
+
+
+def _reason(err: BaseException) -> str:
+    """The first line of an h5py error (they can span lines), for a one-line message."""
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
+
+
+@contextlib.contextmanager
+def _reading(path: Path, what: str) -> Iterator[None]:
+    """Turn the ways h5py fails on a damaged file into one :class:`DataError` naming it."""
+    try:
+        yield
+    except DataError:
+        raise
+    except READ_ERRORS as err:
+        raise DataError(path, f"{what} cannot be read ({_reason(err)})") from None
+
+
+def read_root_attrs(file: h5py.File) -> Attrs:
+    """The root attributes of a feature file whose values are strings or numbers (others,
+    and ones that cannot be read, are left out)."""
+    attrs: Attrs = {}
+    for key in list(file.attrs):
+        try:
+            value = file.attrs[key]
+        except READ_ERRORS:
+            continue
+        if isinstance(value, np.ndarray) and value.shape == ():
+            value = value[()]
+        if isinstance(value, np.generic):
+            value = value.item()
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "replace")
+        if isinstance(value, str | int | float) and not isinstance(value, bool):
+            attrs[str(key)] = value
+    return attrs
 
 
 class HDF5FeatureStore(FeatureStore):
-    """Features in an HDF5 file with one ``[36, >=D]`` dataset per viewpoint.
+    """Features in an HDF5 file with one ``[36, D]`` float dataset per viewpoint.
 
-    ``feature_dim`` defaults to the size a writer recorded, else to the width of the
-    first dataset. Opening reads metadata only.
+    ``feature_dim`` defaults to the size a writer recorded, else to the width of the first
+    dataset; every dataset must be exactly that wide. ``feature_columns`` reads the first
+    N columns of datasets at least N wide instead (public releases with extra columns).
+    Opening reads metadata only.
     """
 
     def __init__(
@@ -71,60 +116,80 @@ class HDF5FeatureStore(FeatureStore):
         path: str | os.PathLike[str],
         feature_dim: int | None = None,
         cache_size: int = DEFAULT_CACHE_SIZE,
+        *,
+        feature_columns: int | None = None,
     ) -> None:
-        if feature_dim is not None and feature_dim <= 0:
-            raise ValueError(f"feature_dim must be positive, got {feature_dim}")
         path = Path(path)
         self._file = open_hdf5(path)
         self._key_list: list[Key] | None = None
         try:
-            first = self._first_dataset(path)
-            if feature_dim is None:
-                if FEATURE_DIM_ATTR in self._file.attrs:
-                    feature_dim = int(self._file.attrs[FEATURE_DIM_ATTR])
-                elif first is not None:
-                    check_feature_shape(path, first[0], first[1], 1)
-                    feature_dim = int(first[1][1])
-                else:
-                    raise DataError(path, "contains no feature datasets")
-            if first is not None:
-                check_feature_shape(path, first[0], first[1], feature_dim)
-            super().__init__(path, feature_dim, cache_size)
+            with _reading(path, "the file's index"):
+                first = self._first_dataset(path)
+                attrs = read_root_attrs(self._file)
+            shape = first[1] if first is not None else ()
+            stored_dim = int(shape[1]) if len(shape) == 2 else _recorded_dim(attrs)
+            if first is not None and feature_dim is None and feature_columns is None:
+                feature_dim = _recorded_dim(attrs)  # must agree with the first dataset
+            width = select_width(path, first, stored_dim, feature_dim, feature_columns)
+            super().__init__(
+                path,
+                width,
+                cache_size,
+                stored_dim=stored_dim or width,
+                columns=feature_columns is not None,
+                attrs=attrs,
+            )
         except BaseException:
             self._file.close()
             raise
 
     def _first_dataset(self, path: Path) -> tuple[str, tuple[int, ...]] | None:
-        """Name and shape of the first member, which must be a dataset."""
+        """Name and shape of the first member, which must be a float dataset."""
         name = next(iter(self._file), None)
         if name is None:
             return None
         member = self._file[name]
         if not isinstance(member, h5py.Dataset):
             raise DataError(path, f"{name} is a group, expected one dataset per viewpoint")
+        _check_dtype(path, name, member)
         return name, member.shape
 
     def _load(self, scan: str, viewpoint: str) -> np.ndarray | None:
         name = feature_key(scan, viewpoint)
-        dataset = self._file.get(name)
-        if not isinstance(dataset, h5py.Dataset):
-            return None
-        check_feature_shape(self.path, name, dataset.shape, self.feature_dim)
-        try:
+        with _reading(self.path, f"features of {name}"):
+            dataset = self._file.get(name)
+            if not isinstance(dataset, h5py.Dataset):
+                return None
+            _check_dtype(self.path, name, dataset)
+            check_feature_shape(self.path, name, dataset.shape, self.feature_dim, self.columns)
             return dataset[:, : self.feature_dim]  # [36, D]
-        except OSError as err:
-            raise DataError(self.path, f"features of {name} cannot be read ({err})") from None
 
     def _has(self, scan: str, viewpoint: str) -> bool:
-        return feature_key(scan, viewpoint) in self._file
+        with _reading(self.path, "the file's index"):
+            return feature_key(scan, viewpoint) in self._file
 
     def _keys(self) -> Sequence[Key]:
         if self._key_list is None:
-            self._key_list = [split_feature_key(name) for name in self._file]
+            with _reading(self.path, "the file's index"):
+                self._key_list = [split_feature_key(name) for name in self._file]
         return self._key_list
 
     def _close(self) -> None:
         self._file.close()
+
+
+def _recorded_dim(attrs: Attrs) -> int | None:
+    """The feature size a writer recorded (None when absent or not a whole number)."""
+    value = attrs.get(FEATURE_DIM_ATTR)
+    if isinstance(value, int | float) and float(value).is_integer():
+        return int(value)
+    return None
+
+
+def _check_dtype(path: Path, name: str, dataset: h5py.Dataset) -> None:
+    """Refuse datasets of anything but floating-point numbers (strings, integers, ...)."""
+    if dataset.dtype.kind != "f":
+        raise DataError(path, f"features of {name} are {dataset.dtype}, expected floats")
 
 
 def _fsync(path: Path) -> None:
@@ -203,6 +268,10 @@ class HDF5FeatureWriter:
     ``attrs`` are recorded as root attributes of the file (how the features were made:
     model, weights, image size, ...); resuming a partial file that records other values
     raises :class:`DataError`, so one file never mixes features of two settings.
+
+    One writer per path: a writer holds ``path + ".lock"`` (:class:`WriterLock`) from its
+    creation until it is closed, abandoned or discarded; a second writer of the same path,
+    in any process, raises :class:`DataError` instead of writing into the same partial file.
     """
 
     def __init__(
@@ -230,13 +299,17 @@ class HDF5FeatureWriter:
             raise ValueError(f"attrs values must be str, int or float, got {self.attrs}")
         if self.path.is_dir():
             raise DataError(self.path, "is a directory, expected an HDF5 file")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = WriterLock(self.path)
         self._done: set[str] = set()
         self._unflushed = 0
-        if resume and self.partial_path.exists():
-            self._file: h5py.File | None = self._reopen()
-        else:
-            self._file = self._create(self.partial_path)
+        try:
+            if resume and self.partial_path.exists():
+                self._file: h5py.File | None = self._reopen()
+            else:
+                self._file = self._create(self.partial_path)
+        except BaseException:
+            self._lock.release()
+            raise
 
     def _create(self, path: Path) -> h5py.File:
         try:
@@ -279,7 +352,7 @@ class HDF5FeatureWriter:
             raise ValueError(f"{self.path}: the writer is closed")
         name = feature_key(scan, viewpoint)
         array = np.asarray(features)
-        check_feature_shape(self.path, name, array.shape, self.feature_dim, exact=True)
+        check_feature_shape(self.path, name, array.shape, self.feature_dim)
         if not np.isfinite(array).all():
             raise DataError(self.path, f"features of {name} contain NaN or infinity")
         if self.dtype == np.float16 and np.abs(array).max() > FLOAT16_MAX:
@@ -316,20 +389,31 @@ class HDF5FeatureWriter:
             os.replace(self.partial_path, self.path)
         except OSError as err:
             raise DataError(self.path, f"cannot finish writing ({err})") from err
+        finally:
+            self._lock.release()
 
     def abandon(self) -> None:
         """Close without finishing: the partial file stays for ``resume=True``."""
+        try:
+            self._close_file()
+        finally:
+            self._lock.release()
+
+    def discard(self) -> None:
+        """Close without finishing and delete the partial file."""
+        try:
+            self._close_file()
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.partial_path)
+        finally:
+            self._lock.release()
+
+    def _close_file(self) -> None:
         if self._file is not None:
             file, self._file = self._file, None
             with contextlib.suppress(Exception):
                 file.flush()
             file.close()
-
-    def discard(self) -> None:
-        """Close without finishing and delete the partial file."""
-        self.abandon()
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.partial_path)
 
     def __enter__(self) -> HDF5FeatureWriter:
         return self

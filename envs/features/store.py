@@ -20,8 +20,14 @@ from envs.errors import DataError
 #: Default number of viewpoints kept in a store's LRU cache.
 DEFAULT_CACHE_SIZE = 4096
 
+#: Widest feature accepted (R2R's widest public features have 2048 + a few columns); a wider
+#: shape is a damaged file, and reading it would exhaust memory.
+MAX_FEATURE_DIM = 1 << 16
+
 #: A viewpoint: ``(scan, viewpoint_id)``.
 Key = tuple[str, str]
+#: Root attributes a store exposes (how the features were made), as plain Python values.
+Attrs = dict[str, str | int | float]
 
 
 def feature_key(scan: str, viewpoint: str) -> str:
@@ -41,18 +47,49 @@ def shape_text(shape: Sequence[int]) -> str:
 
 
 def check_feature_shape(
-    path: Path, name: str, shape: Sequence[int], feature_dim: int, exact: bool = False
+    path: Path, name: str, shape: Sequence[int], feature_dim: int, columns: bool = False
 ) -> None:
-    """Raise :class:`DataError` unless ``shape`` is ``[36, >=feature_dim]`` (``exact``: ``==``)."""
-    wide_enough = len(shape) == 2 and (
-        shape[1] == feature_dim if exact else shape[1] >= feature_dim
-    )
-    if not wide_enough or shape[0] != NUM_VIEWS:
+    """Raise :class:`DataError` unless ``shape`` is ``[36, feature_dim]``.
+
+    ``columns``: the caller reads the first ``feature_dim`` columns, so ``[36, >=feature_dim]``
+    is enough (an explicit ``feature_columns``). Widths above :data:`MAX_FEATURE_DIM` (a
+    damaged header) are refused either way.
+    """
+    shape = tuple(int(n) for n in shape)
+    width_ok = len(shape) == 2 and (shape[1] >= feature_dim if columns else shape[1] == feature_dim)
+    if not width_ok or shape[0] != NUM_VIEWS or not 0 < shape[1] <= MAX_FEATURE_DIM:
+        wanted = f">={feature_dim}" if columns else str(feature_dim)
         raise DataError(
             path,
-            f"features of {name} have shape {shape_text(shape)}, "
-            f"expected {shape_text((NUM_VIEWS, feature_dim))}",
+            f"features of {name} have shape {shape_text(shape)}, expected [{NUM_VIEWS}, {wanted}]",
         )
+
+
+def select_width(
+    path: Path,
+    first: tuple[str, Sequence[int]] | None,
+    stored_dim: int | None,
+    feature_dim: int | None,
+    feature_columns: int | None,
+) -> int:
+    """How many columns a store returns, checked against its first viewpoint ``first``
+    (name, shape): ``feature_columns`` (the first N of at least N), else ``feature_dim``
+    (exactly), else the stored width ``stored_dim``."""
+    for name, value in (("feature_dim", feature_dim), ("feature_columns", feature_columns)):
+        if value is not None and value <= 0:
+            raise ValueError(f"{name} must be positive, got {value}")
+    if feature_columns is not None and feature_dim is not None and feature_columns != feature_dim:
+        raise ValueError(f"feature_columns {feature_columns} != feature_dim {feature_dim}")
+    width = feature_columns or feature_dim or stored_dim
+    if width is None:
+        if first is not None:  # not [36, D]: say so
+            check_feature_shape(path, first[0], first[1], 1, columns=True)
+        raise DataError(path, "contains no features")
+    if first is not None:
+        check_feature_shape(path, first[0], first[1], width, columns=feature_columns is not None)
+    elif not 0 < width <= MAX_FEATURE_DIM:
+        raise DataError(path, f"records a feature size of {width}")
+    return width
 
 
 class FeatureStore:
@@ -63,13 +100,30 @@ class FeatureStore:
     before changing it. Use a store as a context manager, or call :meth:`close`.
     """
 
-    def __init__(self, path: Path, feature_dim: int, cache_size: int) -> None:
+    def __init__(
+        self,
+        path: Path,
+        feature_dim: int,
+        cache_size: int,
+        *,
+        stored_dim: int | None = None,
+        columns: bool = False,
+        attrs: Attrs | None = None,
+    ) -> None:
         if cache_size < 0:
             raise ValueError(f"cache_size must be >= 0, got {cache_size}")
         #: The file the features are read from.
         self.path = path
         #: Number of columns :meth:`get` returns (``D``).
         self.feature_dim = feature_dim
+        #: Number of columns the file stores (its first viewpoint's); ``>= feature_dim``.
+        self.stored_dim = stored_dim if stored_dim is not None else feature_dim
+        #: True when the store returns the first ``feature_dim`` columns of wider features
+        #: (an explicit ``feature_columns``); otherwise every viewpoint must be exactly that wide.
+        self.columns = columns
+        #: What the file records about how its features were made (HDF5 root attributes:
+        #: model, weights, encoder kind, ...); empty for files without metadata.
+        self.attrs: Attrs = dict(attrs or {})
         #: Most viewpoints kept in memory (0: no cache).
         self.cache_size = cache_size
         #: Number of :meth:`get` calls answered from the cache, and read from the file.
@@ -81,8 +135,8 @@ class FeatureStore:
     def get(self, scan: str, viewpoint: str) -> np.ndarray:
         """Features of one viewpoint: float32 ``[36, feature_dim]``.
 
-        Raises :class:`DataError` when the file has no features for the viewpoint or
-        they have the wrong shape.
+        Raises :class:`DataError` when the file has no features for the viewpoint, they
+        have the wrong shape or type, contain NaN or infinity, or cannot be read.
         """
         if self._closed:
             raise ValueError(f"{self.path}: the feature store is closed")
@@ -97,6 +151,9 @@ class FeatureStore:
         if stored is None:
             raise DataError(self.path, f"no features for viewpoint {feature_key(scan, viewpoint)}")
         features = np.ascontiguousarray(stored, dtype=np.float32)  # [36, D]
+        if not np.isfinite(features).all():
+            name = feature_key(scan, viewpoint)
+            raise DataError(self.path, f"features of {name} contain NaN or infinity")
         features.flags.writeable = False
         if self.cache_size > 0:
             self._cache[key] = features
@@ -142,7 +199,8 @@ class FeatureStore:
 
     # What a format implements.
     def _load(self, scan: str, viewpoint: str) -> np.ndarray | None:
-        """The stored ``[36, feature_dim]`` array (shape checked), or None when absent."""
+        """The stored ``[36, feature_dim]`` array (shape checked with
+        ``check_feature_shape(..., columns=self.columns)``), or None when absent."""
         raise NotImplementedError
 
     def _has(self, scan: str, viewpoint: str) -> bool:

@@ -30,6 +30,7 @@ from envs.features.store import (
     Key,
     check_feature_shape,
     feature_key,
+    select_width,
 )
 
 #: The fields of a line, in order.
@@ -51,8 +52,10 @@ def encode_tsv_line(
 class TSVFeatureStore(FeatureStore):
     """Features in a legacy R2R TSV, read lazily through a memory map.
 
-    ``feature_dim`` defaults to the width of the first line's features. When a
-    viewpoint appears on several lines, the last one wins (as in R2R-EnvDrop's reader).
+    ``feature_dim`` defaults to the width of the first line's features; every line must be
+    exactly that wide, unless ``feature_columns`` reads the first N columns of lines at
+    least N wide. When a viewpoint appears on several lines, the last one wins (as in
+    R2R-EnvDrop's reader). The format records no encoder: :attr:`attrs` is empty.
     """
 
     def __init__(
@@ -60,9 +63,9 @@ class TSVFeatureStore(FeatureStore):
         path: str | os.PathLike[str],
         feature_dim: int | None = None,
         cache_size: int = DEFAULT_CACHE_SIZE,
+        *,
+        feature_columns: int | None = None,
     ) -> None:
-        if feature_dim is not None and feature_dim <= 0:
-            raise ValueError(f"feature_dim must be positive, got {feature_dim}")
         path = Path(path)
         if not path.exists():
             raise DataError(path, "file not found")
@@ -75,12 +78,19 @@ class TSVFeatureStore(FeatureStore):
                 self._map = mmap.mmap(self._handle.fileno(), 0, access=mmap.ACCESS_READ)
             #: (scan, viewpoint) -> (start, end) byte offsets of its line.
             self._index = self._build_index(path)
-            if feature_dim is None:
-                if not self._index:
-                    raise DataError(path, "contains no feature lines")
-                scan, viewpoint = next(iter(self._index))
-                feature_dim = self._decode(path, scan, viewpoint).shape[1]
-            super().__init__(path, feature_dim, cache_size)
+            if not self._index:
+                raise DataError(path, "contains no feature lines")
+            scan, viewpoint = next(iter(self._index))
+            shape = self._decode(path, scan, viewpoint).shape  # [36, stored D]
+            first = (feature_key(scan, viewpoint), shape)
+            width = select_width(path, first, shape[1], feature_dim, feature_columns)
+            super().__init__(
+                path,
+                width,
+                cache_size,
+                stored_dim=shape[1],
+                columns=feature_columns is not None,
+            )
         except BaseException:
             self._release()
             raise
@@ -136,7 +146,8 @@ class TSVFeatureStore(FeatureStore):
         if (scan, viewpoint) not in self._index:
             return None
         stored = self._decode(self.path, scan, viewpoint)  # [36, stored D]
-        check_feature_shape(self.path, feature_key(scan, viewpoint), stored.shape, self.feature_dim)
+        name = feature_key(scan, viewpoint)
+        check_feature_shape(self.path, name, stored.shape, self.feature_dim, self.columns)
         return stored[:, : self.feature_dim]  # [36, D]
 
     def _has(self, scan: str, viewpoint: str) -> bool:

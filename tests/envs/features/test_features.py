@@ -98,17 +98,24 @@ def test_hdf5_round_trip_float16(tmp_path: Path) -> None:
             np.testing.assert_array_equal(got, expected.astype(np.float16).astype(np.float32))
 
 
-def test_public_layout_with_extra_columns_is_sliced(tmp_path: Path) -> None:
-    """HAMT-style files: plain datasets without attributes, wider than the visual feature."""
+def test_public_layout_with_extra_columns_is_sliced_only_when_asked(tmp_path: Path) -> None:
+    """HAMT-style files: plain datasets without attributes, wider than the visual feature.
+    A width is never cut silently: ``feature_dim`` must match, ``feature_columns`` cuts."""
     path = tmp_path / "public.hdf5"
     wide = np.arange(NUM_VIEWS * 20, dtype=np.float32).reshape(NUM_VIEWS, 20)
     with h5py.File(path, "w") as f:
         f[feature_key(SCAN, viewpoint_id(1))] = wide
+        f[feature_key(SCAN, viewpoint_id(2))] = wide[:, :12]  # narrower than asked below
     with open_features(path) as store:
-        assert store.feature_dim == 20
+        assert store.feature_dim == store.stored_dim == 20 and store.attrs == {}
         np.testing.assert_array_equal(store.get(SCAN, viewpoint_id(1)), wide)
-    with open_features(path, feature_dim=16) as store:
+    with pytest.raises(DataError, match=r"have shape \[36, 20\], expected \[36, 16\]$"):
+        open_features(path, feature_dim=16)
+    with open_features(path, feature_columns=16) as store:
+        assert (store.feature_dim, store.stored_dim, store.columns) == (16, 20, True)
         np.testing.assert_array_equal(store.get(SCAN, viewpoint_id(1)), wide[:, :16])
+        with pytest.raises(DataError, match=r"have shape \[36, 12\], expected \[36, >=16\]"):
+            store.get(SCAN, viewpoint_id(2))
 
 
 def test_legacy_tsv_read_and_convert(tmp_path: Path) -> None:
@@ -121,7 +128,9 @@ def test_legacy_tsv_read_and_convert(tmp_path: Path) -> None:
         assert list(store.keys()) == list(features)
         for (scan, viewpoint), expected in features.items():
             np.testing.assert_array_equal(store.get(scan, viewpoint), expected)
-    with open_features(tsv, feature_dim=8) as store:
+    with pytest.raises(DataError, match=r"expected \[36, 8\]"):
+        open_features(tsv, feature_dim=8)
+    with open_features(tsv, feature_columns=8) as store:
         np.testing.assert_array_equal(
             store.get(SCAN, viewpoint_id(2)), features[SCAN, viewpoint_id(2)][:, :8]
         )
