@@ -18,6 +18,7 @@ import torch
 from envs.episodes import load_episodes
 from envs.errors import DataError
 from vln_agent.models.speaker import load_speaker
+from vln_agent.provenance import check_checkpoint_features
 from vln_agent.routes import environment_dropout, teacher_routes
 from vln_agent.sampler import EpisodeSampler
 
@@ -30,14 +31,22 @@ class AugmentedBatches:
         config = trainer.config
         self.speaker = None
         if speaker_checkpoint is not None:
-            self.speaker, self.speaker_tokenizer, _ = load_speaker(speaker_checkpoint)
+            self.speaker, self.speaker_tokenizer, payload = load_speaker(speaker_checkpoint)
             self.speaker.to(trainer.context.device).eval()
             if self.speaker.config.feature_size != trainer.feature_size:
                 raise DataError(
                     speaker_checkpoint,
                     f"speaker uses {self.speaker.config.feature_size}-d features, "
-                    f"the follower {trainer.feature_size}-d",
+                    f"the follower {trainer.feature_size}-d ({trainer.features})",
                 )
+            # the speaker describes routes through the follower's features: the same kind
+            check_checkpoint_features(
+                trainer.feature_provenance,
+                payload,
+                speaker_checkpoint,
+                allow_other=trainer.allow_other_features,
+                warn=trainer.context.is_main,
+            )
         episodes = load_episodes(trainer.data_dir, aug_paths)
         if self.speaker is None and not all(e.instruction.strip() for e in episodes):
             raise DataError(

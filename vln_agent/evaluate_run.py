@@ -12,6 +12,7 @@ from envs.graph import NavGraphs
 from vln_agent.environments import DEFAULT_MAX_ACTIONS, DEFAULT_MAX_INSTRUCTION_LENGTH, make_env
 from vln_agent.evaluate import predict
 from vln_agent.models.follower import load_follower
+from vln_agent.provenance import open_checked_features
 
 
 def evaluate_checkpoint(
@@ -22,29 +23,42 @@ def evaluate_checkpoint(
     out_dir: str | os.PathLike[str],
     batch_size: int = 64,
     maps: int = 4,
+    *,
+    feature_columns: int | None = None,
+    allow_other_features: bool = False,
 ) -> dict[str, float] | None:
     """Write ``submission_{split}.json`` and, where the split has goals,
     ``metrics_{split}.json``, ``per_instruction_{split}.json`` and a few maps.
 
-    Returns the summary metrics (None for a split without goals, like R2R test).
+    ``features`` must be what the follower was trained on (:mod:`vln_agent.provenance`):
+    the same width (``feature_columns``: the first N columns of a wider file) and, where
+    both record one, the same encoder (``allow_other_features``: another one, with a
+    warning). Returns the summary metrics (None for a split without goals, like R2R test).
     """
     model, tokenizer, payload = load_follower(checkpoint)
     train_config = payload.get("train_config", {})
     episodes = load_episodes(data_dir, split)
-    env = make_env(
-        data_dir,
+    with open_checked_features(
         features,
-        episodes,
-        tokenizer,
-        min(batch_size, len(episodes)),
-        feature_dim=model.config.feature_size,
-        max_instruction_length=train_config.get(
-            "max_instruction_length", DEFAULT_MAX_INSTRUCTION_LENGTH
-        ),
-        max_actions=train_config.get("max_actions", DEFAULT_MAX_ACTIONS),
-    )
-    predictions = predict(model, env, episodes)
-    env.close()
+        payload,
+        checkpoint,
+        feature_columns=feature_columns,
+        allow_other=allow_other_features,
+    ) as store:
+        env = make_env(
+            data_dir,
+            store,
+            episodes,
+            tokenizer,
+            min(batch_size, len(episodes)),
+            feature_dim=model.config.feature_size,
+            max_instruction_length=train_config.get(
+                "max_instruction_length", DEFAULT_MAX_INSTRUCTION_LENGTH
+            ),
+            max_actions=train_config.get("max_actions", DEFAULT_MAX_ACTIONS),
+        )
+        predictions = predict(model, env, episodes)
+        env.close()
     out_dir = Path(out_dir)
     submission = out_dir / f"submission_{split}.json"
     save_predictions(submission, predictions)

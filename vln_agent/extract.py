@@ -39,7 +39,9 @@ from envs.constants import NUM_VIEWS
 from envs.cubemap import NUM_FACES
 from envs.errors import DataError
 from envs.features.hdf5 import WRITER_DTYPES, AttrValue, HDF5FeatureWriter
+from envs.features.provenance import NO_WEIGHTS, WEIGHTS_SHA256_ATTR
 from envs.features.store import feature_key
+from envs.fileio import file_sha256
 from envs.graph import NavGraphs
 from envs.views import (
     load_skybox_faces,
@@ -49,6 +51,7 @@ from envs.views import (
     skybox_small_path,
 )
 from vln_agent.encoders import CLIPEncoder
+from vln_agent.encoders.weights import resolve_pretrained
 from vln_agent.extract_defaults import DEFAULT_BATCH_SIZE, DEFAULT_WORKERS
 
 #: Viewpoints each worker may have ready or in progress ahead of the encoder.
@@ -121,6 +124,21 @@ def check_skyboxes(data_dir: str | os.PathLike[str], viewpoints: Iterable[Viewpo
         raise DataError(missing, f"skybox image not found{also}")
 
 
+def weights_attrs(model_name: str, attrs: Mapping[str, AttrValue]) -> dict[str, str]:
+    """``{"pretrained_sha256": ...}`` of the weight file ``attrs["pretrained"]`` names (a
+    path, or a pretrained tag found in the local cache); empty when ``attrs`` already has
+    one, or names no weights (a random init)."""
+    pretrained = attrs.get("pretrained")
+    if WEIGHTS_SHA256_ATTR in attrs or not isinstance(pretrained, str):
+        return {}
+    if pretrained in ("", NO_WEIGHTS):
+        return {}
+    if Path(pretrained).is_file():
+        return {WEIGHTS_SHA256_ATTR: file_sha256(pretrained)}
+    source = resolve_pretrained(model_name, pretrained)
+    return {WEIGHTS_SHA256_ATTR: file_sha256(source.path)} if source.path else {}
+
+
 def render_viewpoint(data_dir: str | os.PathLike[str], item: Viewpoint, size: int) -> np.ndarray:
     """uint8 ``[36, size, size, 3]`` RGB encoder views of one viewpoint."""
     faces = load_skybox_faces(skybox_dir(data_dir, item.scan), item.viewpoint)  # [6, S, S, 3]
@@ -155,8 +173,12 @@ def extract_features(
         dtype: ``"float32"`` or ``"float16"`` storage.
         progress: Show a tqdm bar (viewpoints).
         limit: Only the first ``limit`` viewpoints (quick checks).
-        attrs: Extra root attributes recorded in the file (e.g. the weights used); the
-            model name, image size, feature kind, channel order and precision are added.
+        attrs: Extra root attributes recorded in the file (e.g. the weights used, the
+            encoder kind: :func:`~vln_agent.encoders.create_encoder_of_kind`'s); the model
+            name, image size, feature kind, channel order and precision are added, and the
+            SHA-256 of the weight file ``attrs["pretrained"]`` names (a file or a cached
+            tag), so that the file's provenance survives moving the weights
+            (:mod:`envs.features.provenance`).
         on_batch: Called with the number of viewpoints in the file after each batch is
             written (from the writing thread's results, in the calling thread).
 
@@ -181,6 +203,7 @@ def extract_features(
         "precision": encoder.precision,
         **(attrs or {}),
     }
+    record.update(weights_attrs(encoder.model_name, record))
     writer = HDF5FeatureWriter(
         out, encoder.embed_dim, dtype=dtype, resume=True, flush_every=batch_size, attrs=record
     )

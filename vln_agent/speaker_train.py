@@ -16,10 +16,14 @@ from typing import Any
 import torch
 
 from envs.episodes import load_episodes
+from envs.errors import DataError
+from envs.features import open_features
+from envs.features.provenance import FeatureProvenance
 from envs.tokenizer import Tokenizer, split_words
 from vln_agent.bleu import corpus_bleu
 from vln_agent.environments import DEFAULT_MAX_ACTIONS, DEFAULT_MAX_INSTRUCTION_LENGTH, make_env
 from vln_agent.models.speaker import Speaker, SpeakerConfig
+from vln_agent.provenance import check_checkpoint_features, features_extra
 from vln_agent.routes import teacher_routes
 from vln_agent.sampler import EpisodeSampler
 from vln_agent.train import DEVICES
@@ -91,9 +95,20 @@ class SpeakerTrainer(Trainer):
         config: SpeakerTrainConfig,
         context: DistributedContext | None = None,
         resume: bool = False,
+        *,
+        feature_columns: int | None = None,
+        allow_other_features: bool = False,
     ) -> None:
+        """``feature_columns``: train on the first N columns of a wider feature file;
+        ``allow_other_features``: resume on features of another encoder than the
+        checkpoint's, with a warning, instead of refusing (:mod:`vln_agent.provenance`)."""
         super().__init__(out_dir, config, context)
         self.data_dir, self.features = Path(data_dir), Path(features)
+        self.feature_store = open_features(
+            self.features, cache_size=0, feature_columns=feature_columns
+        )
+        self.feature_provenance = FeatureProvenance.of_store(self.feature_store, self.features)
+        self.allow_other_features = allow_other_features
         train = load_episodes(self.data_dir, "train")
         self.tokenizer = Tokenizer.build_from_episodes(train, config.min_word_count)
         local_batch = config.batch_size // self.context.world_size
@@ -115,7 +130,7 @@ class SpeakerTrainer(Trainer):
     def make_env(self, split, batch_size: int):
         return make_env(
             self.data_dir,
-            self.features,
+            self.feature_store,
             split,
             self.tokenizer,
             batch_size,
@@ -164,7 +179,7 @@ class SpeakerTrainer(Trainer):
             "model_config": self.model_config.to_dict(),
             "state_dict": self.model.state_dict(),
             "vocabulary": list(self.tokenizer.vocab),
-            "extra": {"features": str(self.features)},
+            "extra": features_extra(self.features, self.feature_store),
         }
 
     def run_state(self) -> dict[str, Any]:
@@ -172,3 +187,14 @@ class SpeakerTrainer(Trainer):
 
     def load_run_state(self, state: dict[str, Any]) -> None:
         self.sampler.load_state_dict(state["sampler"])
+
+    def check_resumable(self, payload: dict[str, Any], path: Path) -> None:
+        check_checkpoint_features(
+            self.feature_provenance,
+            payload,
+            path,
+            allow_other=self.allow_other_features,
+            warn=self.context.is_main,
+        )
+        if payload["model_config"] != self.model_config.to_dict():
+            raise DataError(path, "was trained with another model or vocabulary")

@@ -21,6 +21,8 @@ import torch
 
 from envs.episodes import load_episodes
 from envs.errors import DataError
+from envs.features import open_features
+from envs.features.provenance import FeatureProvenance
 from envs.graph import NavGraphs
 from envs.gym_env import R2RVectorEnv
 from envs.tokenizer import Tokenizer
@@ -28,6 +30,7 @@ from vln_agent.environments import DEFAULT_MAX_ACTIONS, DEFAULT_MAX_INSTRUCTION_
 from vln_agent.evaluate import evaluate_follower
 from vln_agent.losses import a2c_loss, imitation_loss
 from vln_agent.models.follower import Follower, FollowerConfig
+from vln_agent.provenance import check_checkpoint_features, features_extra
 from vln_agent.rollout import Rollout, rollout
 from vln_agent.sampler import EpisodeSampler
 from vln_agent.training.distributed import DistributedContext
@@ -172,14 +175,29 @@ class VLNTrainer(Trainer):
         config: TrainConfig,
         context: DistributedContext | None = None,
         resume: bool | str | os.PathLike[str] = False,
+        *,
+        feature_columns: int | None = None,
+        allow_other_features: bool = False,
     ) -> None:
         """``resume``: ``True`` continues from ``out_dir/latest.pt``; a path continues from
         that checkpoint instead (e.g. a warm start fine-tuned with another recipe in a new
         run directory: weights, optimizer, samplers, random states and history carry over,
         the new settings apply from the next iteration). Under another ``config.seed`` than
-        the checkpoint's, the samplers and random states start afresh from the new seed."""
+        the checkpoint's, the samplers and random states start afresh from the new seed.
+
+        ``feature_columns``: train on the first N columns of a wider feature file.
+        ``allow_other_features``: resume (or back-translate with a speaker) on features of
+        another encoder than the checkpoint's, with a warning, instead of refusing
+        (:mod:`vln_agent.provenance`); a width that differs is always refused."""
         super().__init__(out_dir, config, context)
         self.data_dir, self.features = Path(data_dir), Path(features)
+        #: The features every env of the run reads (opened once; checked against resumed
+        #: checkpoints and the speaker, recorded in every checkpoint).
+        self.feature_store = open_features(
+            self.features, cache_size=0, feature_columns=feature_columns
+        )
+        self.feature_provenance = FeatureProvenance.of_store(self.feature_store, self.features)
+        self.allow_other_features = allow_other_features
         train_episodes = load_episodes(self.data_dir, "train")
         self.tokenizer = Tokenizer.build_from_episodes(train_episodes, config.min_word_count)
         self.env = self.make_env("train", config.batch_size // self.context.world_size, "random")
@@ -218,7 +236,7 @@ class VLNTrainer(Trainer):
         """An environment over ``split`` with this run's tokenizer, features and limits."""
         return make_env(
             self.data_dir,
-            self.features,
+            self.feature_store,
             split,
             self.tokenizer,
             batch_size,
@@ -311,7 +329,7 @@ class VLNTrainer(Trainer):
             "model_config": self.model_config.to_dict(),
             "state_dict": self.model.state_dict(),
             "vocabulary": list(self.tokenizer.vocab),
-            "extra": {"features": str(self.features), "feature_size": self.feature_size},
+            "extra": features_extra(self.features, self.feature_store),
         }
 
     def run_state(self) -> dict[str, Any]:
@@ -328,6 +346,13 @@ class VLNTrainer(Trainer):
             self.augmentation.sampler.load_state_dict(state["aug_sampler"])
 
     def check_resumable(self, payload: dict[str, Any], path: Path) -> None:
+        check_checkpoint_features(
+            self.feature_provenance,
+            payload,
+            path,
+            allow_other=self.allow_other_features,
+            warn=self.context.is_main,
+        )
         if payload["model_config"] != self.model_config.to_dict():
             raise DataError(path, "was trained with another model or vocabulary")
 

@@ -407,7 +407,9 @@ def features_missing_a_viewpoint(world, run, tmp, make_features):
 
 def features_of_the_wrong_size(world, run, tmp, make_features):
     bad = make_features(tmp / "d8.h5", world.data_dir, world.scans, 8)
-    return _eval_argv(world, run / "latest.pt", bad, tmp / "out"), bad, "[36, 8], expected [36, 16]"
+    checkpoint = run / "latest.pt"
+    problem = f"holds [36, 8] features, but {checkpoint} was trained on [36, 16] features"
+    return _eval_argv(world, checkpoint, bad, tmp / "out"), bad, problem
 
 
 def truncated_checkpoint(world, run, tmp, make_features):

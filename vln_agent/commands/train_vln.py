@@ -10,6 +10,7 @@ HELP = "Train the EnvDrop follower (IL + A2C) on CLIP panorama features; torchru
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    from vln_agent.provenance import add_feature_flags
     from vln_agent.train import TrainConfig
     from vln_agent.training.settings import add_run_flags, add_settings_flags
 
@@ -26,6 +27,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="CKPT",
         help="continue another run's checkpoint in RUN_DIR (e.g. fine-tune with a new --config)",
     )
+    add_feature_flags(parser, "the --resume / --resume-from checkpoint or --speaker")
     add_settings_flags(parser, TrainConfig)
 
 
@@ -37,7 +39,16 @@ def run(args: argparse.Namespace) -> int:
     config = load_train_config(recipe_path(args.config), **settings_overrides(args, TrainConfig))
     resume = args.resume_from if args.resume_from is not None else args.resume
     return run_training(
-        lambda context: VLNTrainer(args.data, args.features, args.out, config, context, resume),
+        lambda context: VLNTrainer(
+            args.data,
+            args.features,
+            args.out,
+            config,
+            context,
+            resume,
+            feature_columns=args.feature_columns,
+            allow_other_features=args.allow_other_features,
+        ),
         config,
         progress=not args.no_progress,
     )
