@@ -11,12 +11,18 @@
 
 Houses are built independently (in ``workers`` processes) from per-house seeds, so the
 same seed gives byte-identical JSON and identical images however many workers run.
+
+A build killed at any point (``kill -9`` included) leaves a directory that the same
+command clears and builds again, to the very bytes of an uninterrupted build: the build
+marker claims the directory before anything in it is removed, and the manifest is written
+last. Only then is the marker removed.
 val_seen holds new paths in the train houses; val_unseen and test have houses of their
 own. As in R2R, test paths list only their start viewpoint and have no distance.
 """
 
 from __future__ import annotations
 
+import glob
 import multiprocessing
 import os
 import shutil
@@ -84,20 +90,40 @@ def _check_arguments(out_dir: Path, preset: str, seed: int, workers: int | None)
     return PRESETS[preset]
 
 
-def _clear(out_dir: Path) -> None:
-    """Remove a previous (finished or interrupted) world; refuse to touch foreign data."""
+def _leftover_temps(out_dir: Path) -> list[Path]:
+    """Temporary files of our top-level files that a killed atomic write left behind
+    (``envs.fileio.atomic_write`` writes ``.{name}.{random}.tmp`` beside ``name``)."""
+    names = [*OWNED_PATHS, MANIFEST_FILE, BUILD_MARKER]
+    return [p for name in names for p in out_dir.glob(f".{glob.escape(name)}.*.tmp")]
+
+
+def _clear(out_dir: Path, claim: str) -> None:
+    """Remove a previous (finished or interrupted) world; refuse to touch foreign data.
+
+    The build marker (holding ``claim``) is written before anything is removed, so a kill
+    while clearing leaves a directory that the next build still recognises as its own.
+    """
     ours = (out_dir / BUILD_MARKER).exists()
     if (out_dir / MANIFEST_FILE).is_file():
         ours = ours or (read_json(out_dir / MANIFEST_FILE) or {}).get("generator") == GENERATOR
-    if not ours and out_dir.is_dir() and any(out_dir.iterdir()):
+    temps = _leftover_temps(out_dir) if out_dir.is_dir() else []
+    if not ours and out_dir.is_dir() and any(p not in temps for p in out_dir.iterdir()):
         raise DataError(out_dir, "not empty and not a synthetic world; refusing to overwrite it")
+    with atomic_write(out_dir / BUILD_MARKER) as f:
+        f.write(claim)
     (out_dir / MANIFEST_FILE).unlink(missing_ok=True)
-    for name in OWNED_PATHS:
-        path = out_dir / name
+    for path in [*(out_dir / name for name in OWNED_PATHS), *temps]:
         if path.is_dir():
             shutil.rmtree(path)
         elif path.exists():
             path.unlink()
+
+
+def _finish_reuse(out_dir: Path) -> None:
+    """A finished world found again: drop a marker and temporary files that a build killed
+    right after its manifest (or a rebuild killed before removing anything) left."""
+    for path in [out_dir / BUILD_MARKER, *_leftover_temps(out_dir)]:
+        path.unlink(missing_ok=True)
 
 
 def _tasks(out_dir: Path, preset: WorldPreset, seed: int) -> list[HouseTask]:
@@ -191,10 +217,9 @@ def build_world(
     existing = read_manifest(out)
     identity = manifest_identity(config, seed)
     if existing is not None and all(existing.get(k) == v for k, v in identity.items()):
+        _finish_reuse(out)
         return existing
-    _clear(out)
-    with atomic_write(out / BUILD_MARKER) as f:
-        f.write(f"{GENERATOR} {preset} {seed}\n")
+    _clear(out, claim=f"{GENERATOR} {preset} {seed}\n")
     tasks = _tasks(out, config, seed)
     workers = workers if workers is not None else min(DEFAULT_WORKERS, os.cpu_count() or 1)
     results = []

@@ -33,6 +33,12 @@ HEX_ID = re.compile(r"^[0-9a-f]{32}$")
 SCAN_ID = re.compile(r"^[A-Za-z0-9]{11}$")
 #: Step (m) when walking along an edge to check it against walls and objects.
 WALK_STEP = 0.02
+#: Temporary files that atomic writes killed halfway leave in a world's root.
+KILLED_WRITES = (
+    ".R2R_train.json.1f2e3d4c.tmp",
+    ".manifest.json.5a6b7c8d.tmp",
+    "..world-build.0a0b0c0d.tmp",  # the marker is itself a dot file
+)
 
 
 def scenes(world: Path) -> dict[str, dict]:
@@ -303,6 +309,22 @@ def test_interrupted_build_is_cleared(tiny_world, tmp_path):
     (half / ".world-build").write_text("interrupted\n")
     stale = half / "connectivity" / "zzzzzzzzzzz_connectivity.json"
     stale.write_text("[]")
+    for name in KILLED_WRITES:  # what atomic writes cut short by a kill leave beside them
+        (half / name).write_text("{")
     build_world(half, preset="tiny", seed=0, workers=1)
     assert not stale.exists()
-    assert (half / "manifest.json").read_bytes() == (tiny_world / "manifest.json").read_bytes()
+    assert all_files(half) == all_files(tiny_world)
+
+
+def test_a_finished_world_drops_what_a_kill_after_its_manifest_left(tiny_world, tmp_path):
+    """Killed after writing the manifest (or a rebuild killed before removing anything):
+    the world is whole; the marker and temporary files go, nothing is rebuilt."""
+    done = tmp_path / "done"
+    shutil.copytree(tiny_world, done)
+    (done / ".world-build").write_text("killed\n")
+    for name in KILLED_WRITES:
+        (done / name).write_text("{")
+    before = (done / "scenes").stat().st_mtime_ns
+    build_world(done, preset="tiny", seed=0, workers=1)
+    assert all_files(done) == all_files(tiny_world)
+    assert (done / "scenes").stat().st_mtime_ns == before
