@@ -14,6 +14,10 @@ The spine owns the mechanics of a run, written once:
 - resumption: the same seed continues exactly (weights, optimizer, scheduler, random
   states, the subclass's samplers, history); another seed is a warm start (weights,
   optimizer and history carry over, random streams start afresh from the new seed).
+  A run killed at any point (``kill -9`` included) resumes from its last ``latest.pt`` to
+  the weights of an uninterrupted run: checkpoints are renamed into place whole, the log
+  keeps only the rows up to the resumed step, and a checkpoint save cut short leaves a
+  temporary file that the next run in the folder removes.
 
 A subclass builds its data and model in ``__init__`` (after ``super().__init__``), hands
 them to :meth:`Trainer.attach`, and says only how to train one step
@@ -26,6 +30,7 @@ checkpoint (:meth:`Trainer.model_payload`). The settings dataclass must have ``s
 from __future__ import annotations
 
 import dataclasses
+import glob
 import json
 import math
 import os
@@ -52,6 +57,9 @@ from vln_agent.training.runlog import RunLog
 #: File names of the run folder's checkpoints.
 LATEST_CHECKPOINT = "latest.pt"
 BEST_CHECKPOINT = "best.pt"
+#: What a checkpoint save killed halfway leaves beside the checkpoint
+#: (:func:`envs.fileio.atomic_write` writes ``.{name}.{random}.tmp``, then renames it).
+KILLED_SAVE_PATTERN = ".{name}.*.tmp"
 
 
 def flatten_metrics(results: dict[str, Any], prefix: str = "") -> dict[str, float]:
@@ -169,6 +177,8 @@ class Trainer:
         ``stop_at`` ends the run after that many steps with ``latest.pt`` saved (as if
         killed right after a checkpoint) and returns None.
         """
+        if self.context.is_main:
+            self.remove_killed_saves()
         log = RunLog(self.out_dir, self.context.is_main, start_iteration=self.step)
         bar = tqdm(
             total=self.total_steps,
@@ -222,6 +232,13 @@ class Trainer:
         if self.context.is_main:
             metrics = self.history[-1] if self.history else {}
             self.save(self.out_dir / LATEST_CHECKPOINT, metrics)
+
+    def remove_killed_saves(self) -> None:
+        """Delete the temporary files of checkpoint saves that a killed run left in the run
+        folder (as large as a checkpoint each; never read)."""
+        for name in (LATEST_CHECKPOINT, BEST_CHECKPOINT):
+            for temp in self.out_dir.glob(KILLED_SAVE_PATTERN.format(name=glob.escape(name))):
+                temp.unlink(missing_ok=True)
 
     def best_metrics(self) -> dict[str, Any]:
         """The evaluation row with the best :attr:`select_metric` (the last without one)."""
