@@ -179,9 +179,10 @@ class HDF5FeatureStore(FeatureStore):
 
 
 def _recorded_dim(attrs: Attrs) -> int | None:
-    """The feature size a writer recorded (None when absent or not a whole number)."""
+    """The feature size a writer recorded (None when absent or not a positive whole number:
+    then the datasets' own width decides)."""
     value = attrs.get(FEATURE_DIM_ATTR)
-    if isinstance(value, int | float) and float(value).is_integer():
+    if isinstance(value, int | float) and float(value).is_integer() and value > 0:
         return int(value)
     return None
 

@@ -284,3 +284,81 @@ def test_numpy_normalization_is_the_encoders_bit_for_bit(tiny_encoder):
     mean, std = (np.asarray(tiny_encoder.preprocess_cfg[k], np.float32) for k in ("mean", "std"))
     ours, theirs = pixels_to_input(pixels, mean, std), tiny_encoder.pixels_to_input(pixels)
     assert torch.equal(ours, theirs) and ours.stride() == theirs.stride()
+
+
+def test_the_weights_are_recorded_by_a_sha256_that_survives_moving_them(
+    tiny_synthetic_world, first_scan, tiny_encoder, tmp_path, capsys
+):
+    from envs.features import FeatureProvenance
+    from envs.fileio import file_sha256
+
+    kind = {"encoder_kind": "supervised"}
+    first = save_encoder(tiny_encoder, tmp_path / "a" / "sup.pt", extra=kind)
+    moved = tmp_path / "b" / "sup.pt"
+    identities = []
+    for weights, out in ((first, tmp_path / "a.h5"), (moved, tmp_path / "b.h5")):
+        if not weights.exists():
+            weights.parent.mkdir()
+            shutil.move(first, weights)
+        argv = cli_args(tiny_synthetic_world, out, "--encoder", "supervised")
+        argv += ["--pretrained", weights]
+        assert run_cli([*argv, "--scans", first_scan, "--limit", 1], capsys)[0] == 0
+        attrs = read_h5(out)[1]
+        assert attrs["pretrained"] == str(weights)
+        assert attrs["pretrained_sha256"] == file_sha256(weights)
+        with open_features(out) as store:
+            identities.append(FeatureProvenance.of_store(store).encoder)
+    assert identities[0] == identities[1]
+    assert identities[0]["weights"] == f"sha256:{file_sha256(tmp_path / 'b' / 'sup.pt')}"
+    assert identities[0]["encoder_kind"] == "supervised" and identities[0]["image_size"] == 32
+
+
+#: A real process that holds the writer of ``argv[1]`` (as a running ``clipvil features``).
+WRITER_HOLDER = """
+import sys, time
+from envs.features import HDF5FeatureWriter
+writer = HDF5FeatureWriter(sys.argv[1], 32, dtype="float32", resume=True)
+print("ready", flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_second_run_writing_the_same_file_refuses(
+    tiny_synthetic_world, first_scan, tmp_path, capsys
+):
+    """Two processes, one output: the second ``clipvil features`` refuses with one line and
+    leaves the first's file alone; once the first is gone (killed: its lock file stays)
+    the next run writes the file (the stale lock blocks nothing)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+
+    out = tmp_path / "feats.h5"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(WRITER_HOLDER), str(out)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    argv = [*cli_args(tiny_synthetic_world, out, "--encoder", "random"), "--scans", first_scan]
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        written = Path(f"{out}{PARTIAL_SUFFIX}").stat().st_mtime_ns
+        status, _, err = run_cli([*argv, "--limit", 2], capsys)
+        assert status == 2
+        assert err == (
+            f"error: {out}: is being written by another run (process {holder.pid}): "
+            "wait for it to finish (its lock is feats.h5.lock)\n"
+        )
+        partial = Path(f"{out}{PARTIAL_SUFFIX}")
+        assert not out.exists() and partial.stat().st_mtime_ns == written
+    finally:
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait()
+    assert Path(f"{out}.lock").exists()  # left by the killed process
+    Path(f"{out}{PARTIAL_SUFFIX}").unlink()  # its settings were not ours
+    status, _, err = run_cli([*argv, "--limit", 2], capsys)
+    assert status == 0, err
+    assert len(read_h5(out)[0]) == 2 and not Path(f"{out}.lock").exists()
