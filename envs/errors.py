@@ -1,4 +1,4 @@
-"""The one exception type for bad input data, and how it is worded."""
+"""The one exception type for bad input data (and unwritable outputs), and how it is worded."""
 
 from __future__ import annotations
 
@@ -16,3 +16,12 @@ class DataError(ValueError):
         self.path = os.fspath(path)
         self.problem = " ".join(str(problem).split())
         super().__init__(f"{self.path}: {self.problem}")
+
+    def __reduce__(self) -> tuple[type[DataError], tuple[str, str]]:
+        """Pickle as ``(path, problem)``, so the error crosses process pools intact."""
+        return type(self), (self.path, self.problem)
+
+
+class OutputError(DataError):
+    """An output that cannot be written: its folder cannot be created, the disk is full or
+    read-only, permission is denied. Nothing is left at the output path."""
