@@ -11,6 +11,7 @@ split lists only the start viewpoint and has no ``distance``.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,31 @@ def split_path(data_dir: str | os.PathLike[str], split: str) -> Path:
     return Path(data_dir) / f"R2R_{split}.json"
 
 
+def _check_entry(item: dict, i: int, source: str) -> None:
+    """DataError unless entry ``i`` has the types of an R2R path."""
+    path, instructions, path_id = item["path"], item["instructions"], item["path_id"]
+    if not isinstance(item["scan"], str):
+        raise DataError(source, f"entry {i}: scan must be a string (a scan id)")
+    if isinstance(path_id, bool) or not isinstance(path_id, int):
+        raise DataError(source, f"entry {i}: path_id must be an integer")
+    if not isinstance(path, list) or not path or not all(isinstance(v, str) for v in path):
+        raise DataError(source, f"entry {i}: path must be a non-empty list of viewpoint ids")
+    if not isinstance(instructions, list) or not all(isinstance(s, str) for s in instructions):
+        raise DataError(source, f"entry {i}: instructions must be a list of strings")
+
+
+def _numbers(item: dict, i: int, source: str) -> tuple[float, float | None]:
+    """Entry ``i``'s heading and distance (None when absent), finite numbers."""
+    try:
+        heading = float(item["heading"])
+        distance = None if item.get("distance") is None else float(item["distance"])
+    except (TypeError, ValueError, OverflowError):
+        heading = distance = math.nan
+    if not math.isfinite(heading) or (distance is not None and not math.isfinite(distance)):
+        raise DataError(source, f"entry {i}: heading and distance must be finite numbers")
+    return heading, distance
+
+
 def parse_episodes(entries: object, source: str) -> list[Episode]:
     """Validate the decoded JSON of an R2R file and expand it into episodes."""
     if not isinstance(entries, list):
@@ -63,22 +89,15 @@ def parse_episodes(entries: object, source: str) -> list[Episode]:
         missing = [k for k in _REQUIRED_KEYS if k not in item]
         if missing:
             raise DataError(source, f"entry {i} is missing key {missing[0]!r}")
+        _check_entry(item, i, source)
         path, instructions = item["path"], item["instructions"]
-        if not isinstance(path, list) or not path or not all(isinstance(v, str) for v in path):
-            raise DataError(source, f"entry {i}: path must be a non-empty list of viewpoint ids")
-        if not isinstance(instructions, list) or not all(isinstance(s, str) for s in instructions):
-            raise DataError(source, f"entry {i}: instructions must be a list of strings")
-        try:
-            heading = float(item["heading"])
-            distance = None if item.get("distance") is None else float(item["distance"])
-        except (TypeError, ValueError):
-            raise DataError(source, f"entry {i}: heading and distance must be numbers") from None
+        heading, distance = _numbers(item, i, source)
         for k, text in enumerate(instructions):
             episodes.append(
                 Episode(
                     instr_id=f"{item['path_id']}_{k}",
                     path_id=item["path_id"],
-                    scan=str(item["scan"]),
+                    scan=item["scan"],
                     path=tuple(path),
                     heading=heading,
                     instruction=text,

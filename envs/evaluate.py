@@ -12,9 +12,11 @@ the episode's start viewpoint and move only along edges of the navigation graph
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from numbers import Real
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -54,11 +56,18 @@ class EvalResult:
 
 
 def _parse_step(step: object) -> Step | None:
+    """``[viewpoint, heading, elevation]`` as a :data:`Step`; None unless angles are finite."""
     if not isinstance(step, list) or len(step) != 3 or not isinstance(step[0], str):
         return None
     if not all(isinstance(x, Real) and not isinstance(x, bool) for x in step[1:]):
         return None
-    return (step[0], float(step[1]), float(step[2]))
+    try:
+        heading, elevation = float(step[1]), float(step[2])
+    except OverflowError:  # an integer beyond float range
+        return None
+    if not (math.isfinite(heading) and math.isfinite(elevation)):
+        return None
+    return (step[0], heading, elevation)
 
 
 def parse_predictions(entries: object, source: str) -> Predictions:
@@ -84,7 +93,8 @@ def parse_predictions(entries: object, source: str) -> Predictions:
             if step is None:
                 raise DataError(
                     source,
-                    f"instr_id {instr_id!r}: step {k} is not [viewpoint, heading, elevation]",
+                    f"instr_id {instr_id!r}: step {k} is not [viewpoint, heading, elevation] "
+                    "(a string and two finite numbers)",
                 )
         predictions[instr_id] = steps
     return predictions
@@ -195,17 +205,32 @@ def evaluate_file(
     out: str | os.PathLike[str] | None = None,
     per_instruction: str | os.PathLike[str] | None = None,
 ) -> dict[str, float]:
-    """Load, validate and score a submission; write JSON outputs only once all of it is valid."""
+    """Load, validate and score a submission; write JSON outputs only once all of it is valid.
+
+    The outputs are written all or none: an :class:`~envs.errors.OutputError` for one
+    removes the other.
+    """
     episodes = load_episodes(data_dir, split)
     if any(len(episode.path) < 2 for episode in episodes):
         raise DataError(split_path(data_dir, split), "has no reference paths to score against")
     predictions = load_predictions(predictions_path)
     result = evaluate(NavGraphs(data_dir), episodes, predictions, os.fspath(predictions_path))
-    if out is not None:
-        write_json(out, result.summary)
-    if per_instruction is not None:
-        write_json(per_instruction, result.per_instruction)
+    _write_all([(out, result.summary), (per_instruction, result.per_instruction)])
     return result.summary
+
+
+def _write_all(outputs: list[tuple[str | os.PathLike[str] | None, Any]]) -> None:
+    """Write each JSON output (None: not asked for); if one fails, remove those written."""
+    written: list[str | os.PathLike[str]] = []
+    try:
+        for path, data in outputs:
+            if path is not None:
+                write_json(path, data)
+                written.append(path)
+    except BaseException:
+        for path in written:
+            Path(path).unlink(missing_ok=True)
+        raise
 
 
 def reference_predictions(episodes: list[Episode]) -> Predictions:

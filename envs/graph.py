@@ -14,6 +14,7 @@ official evaluation measures distances (``load_nav_graphs`` in the R2R code).
 from __future__ import annotations
 
 import functools
+import math
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -155,46 +156,55 @@ class ScanGraph:
         return graph
 
 
+def _finite(value: object) -> bool:
+    """A finite JSON number (booleans are not numbers here)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer beyond float range
+        return False
+
+
+def _parse_viewpoint(entry: object, i: int, count: int, source: str) -> dict:
+    """Entry ``i`` of a connectivity file of ``count`` viewpoints, checked (DataError if bad)."""
+    if not isinstance(entry, dict):
+        raise DataError(source, f"entry {i} is not an object")
+    missing = [k for k in _REQUIRED_KEYS if k not in entry]
+    if missing:
+        raise DataError(source, f"entry {i} is missing key {missing[0]!r}")
+    pose, row, height = entry["pose"], entry["unobstructed"], entry.get("height", 0.0)
+    if not isinstance(entry["image_id"], str):
+        raise DataError(source, f"entry {i}: image_id must be a string (a viewpoint id)")
+    if not isinstance(pose, list) or len(pose) != POSE_SIZE or not all(map(_finite, pose)):
+        raise DataError(source, f"entry {i}: pose must be a list of {POSE_SIZE} finite numbers")
+    if not isinstance(row, list) or len(row) != count or not all(isinstance(b, bool) for b in row):
+        raise DataError(source, f"entry {i}: unobstructed must list {count} booleans")
+    if not isinstance(entry["included"], bool):
+        raise DataError(source, f"entry {i}: included must be a boolean")
+    if not _finite(height):
+        raise DataError(source, f"entry {i}: height must be a finite number")
+    return entry
+
+
 def parse_connectivity(entries: object, scan: str, source: str) -> ScanGraph:
     """Validate the decoded JSON of a connectivity file and build its :class:`ScanGraph`."""
     if not isinstance(entries, list) or not entries:
         raise DataError(source, "expected a non-empty JSON list of viewpoints")
     count = len(entries)
-    poses = np.empty((count, POSE_SIZE), dtype=np.float64)
-    included = np.empty(count, dtype=bool)
-    unobstructed = np.empty((count, count), dtype=bool)
-    heights = np.zeros(count, dtype=np.float64)
-    ids: list[str] = []
-    for i, entry in enumerate(entries):
-        if not isinstance(entry, dict):
-            raise DataError(source, f"entry {i} is not an object")
-        missing = [k for k in _REQUIRED_KEYS if k not in entry]
-        if missing:
-            raise DataError(source, f"entry {i} is missing key {missing[0]!r}")
-        pose, row = entry["pose"], entry["unobstructed"]
-        if not isinstance(pose, list) or len(pose) != POSE_SIZE:
-            raise DataError(source, f"entry {i}: pose must be a list of {POSE_SIZE} numbers")
-        if not isinstance(row, list) or len(row) != count:
-            raise DataError(source, f"entry {i}: unobstructed must list {count} booleans")
-        try:
-            poses[i] = pose
-            unobstructed[i] = row
-            heights[i] = float(entry.get("height", 0.0))
-        except (TypeError, ValueError):
-            raise DataError(
-                source, f"entry {i}: pose, unobstructed or height not numeric"
-            ) from None
-        included[i] = bool(entry["included"])
-        ids.append(str(entry["image_id"]))
+    viewpoints = [_parse_viewpoint(entry, i, count, source) for i, entry in enumerate(entries)]
+    ids = tuple(entry["image_id"] for entry in viewpoints)
     if len(set(ids)) != count:
         raise DataError(source, "duplicate image_id")
     return ScanGraph(
         scan=scan,
-        viewpoint_ids=tuple(ids),
-        poses=poses.reshape(count, 4, 4),
-        included=included,
-        unobstructed=unobstructed,
-        heights=heights,
+        viewpoint_ids=ids,
+        poses=np.array([entry["pose"] for entry in viewpoints], dtype=np.float64).reshape(
+            count, 4, 4
+        ),  # [N, 4, 4]
+        included=np.array([entry["included"] for entry in viewpoints], dtype=bool),  # [N]
+        unobstructed=np.array([entry["unobstructed"] for entry in viewpoints], dtype=bool),
+        heights=np.array([entry.get("height", 0.0) for entry in viewpoints], dtype=np.float64),
         source=source,
     )
 

@@ -48,8 +48,27 @@ def test_some_paths_have_four_instructions(real_data_dir):
         ),
         (
             '[{"scan": "s", "path_id": 1, "path": ["a"], "heading": "x", "instructions": []}]',
-            "heading and distance must be numbers",
+            "heading and distance must be finite numbers",
         ),
+        (
+            '[{"scan": "s", "path_id": 1, "path": ["a"], "heading": 1e999, "instructions": []}]',
+            "heading and distance must be finite numbers",
+        ),
+        (
+            '[{"scan": "s", "path_id": 1, "path": ["a"], "heading": 1'
+            + "0" * 400
+            + ', "instructions": []}]',
+            "heading and distance must be finite numbers",
+        ),
+        (
+            '[{"scan": "s", "path_id": "1", "path": ["a"], "heading": 0, "instructions": []}]',
+            "path_id must be an integer",
+        ),
+        (
+            '[{"scan": 7, "path_id": 1, "path": ["a"], "heading": 0, "instructions": []}]',
+            "scan must be a string",
+        ),
+        ("[1] [2]", "line 1, column 5: malformed JSON: Extra data"),
     ],
 )
 def test_bad_r2r_files(tmp_path, content, message):

@@ -212,6 +212,12 @@ def _bad_submission(case: str, episodes: list[Episode], data_dir: Path) -> tuple
     if case == "step not [str, number, number]":
         last["trajectory"][1] = [last["trajectory"][1][0], "north", 0.0]
         return entries, last["instr_id"]
+    if case == "step heading beyond float range":
+        last["trajectory"][1] = [last["trajectory"][1][0], 10**400, 0.0]
+        return entries, last["instr_id"]
+    if case == "step elevation not finite":
+        last["trajectory"][1] = [last["trajectory"][1][0], 0.0, float("inf")]
+        return entries, last["instr_id"]
     if case == "bare viewpoint steps":
         last["trajectory"] = [step[0] for step in last["trajectory"]]
         return entries, last["instr_id"]
@@ -242,6 +248,8 @@ BAD_CASES = [
     "entry without instr_id",
     "empty trajectory",
     "step not [str, number, number]",
+    "step heading beyond float range",
+    "step elevation not finite",
     "bare viewpoint steps",
     "duplicate instr_id",
     "missing instr_id",
@@ -274,7 +282,8 @@ def test_malformed_json_exits_2_and_writes_nothing(real_data_dir, tmp_path, caps
     submission.write_text('[{"instr_id": "1_0", "trajectory": [')
     assert run_cli(real_data_dir, "val_unseen", submission, tmp_path) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"error: {submission}: malformed JSON") and err.count("\n") == 1
+    expected = f"error: {submission}: line 1, column 37: malformed JSON: Expecting value\n"
+    assert err == expected
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.json"]
 
 

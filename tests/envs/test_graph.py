@@ -77,6 +77,13 @@ def test_unknown_scan_and_viewpoint(real_data_dir):
         graphs[SCAN].require("abc")
 
 
+def _edit_first(text: str, key: str, value: object) -> str:
+    """The connectivity file ``text`` with ``key`` of its first viewpoint set to ``value``."""
+    entries = json.loads(text)
+    entries[0][key] = value
+    return json.dumps(entries)
+
+
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [
@@ -87,14 +94,13 @@ def test_unknown_scan_and_viewpoint(real_data_dir):
             lambda text: json.dumps(
                 [{"image_id": "x", "pose": [0] * 15, "included": True, "unobstructed": [False]}]
             ),
-            "pose must be a list of 16 numbers",
+            "pose must be a list of 16 finite numbers",
         ),
-        (
-            lambda text: json.dumps(
-                [{"image_id": "x", "pose": [0] * 16, "included": True, "unobstructed": []}]
-            ),
-            "unobstructed must list 1 booleans",
-        ),
+        (lambda text: _edit_first(text, "pose", [10**400] * 16), "16 finite numbers"),
+        (lambda text: _edit_first(text, "pose", [float("nan")] * 16), "16 finite numbers"),
+        (lambda text: _edit_first(text, "height", float("inf")), "height must be a finite"),
+        (lambda text: _edit_first(text, "included", 1), "included must be a boolean"),
+        (lambda text: _edit_first(text, "image_id", 7), "image_id must be a string"),
     ],
 )
 def test_bad_connectivity_files(tmp_path, real_data_dir, mutate, message):
