@@ -24,7 +24,6 @@ earlier encoder-only layout (``"format": "clipvil-encoder"``, version 1, such as
 from __future__ import annotations
 
 import os
-import pickle
 import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -98,13 +97,29 @@ def save_encoder(
 
 
 def is_torchscript_archive(path: str | os.PathLike[str]) -> bool:
-    """True for a TorchScript (``torch.jit``) archive, such as OpenAI's released CLIP ``.pt``."""
+    """True for a TorchScript (``torch.jit``) archive, such as OpenAI's released CLIP ``.pt``.
+
+    Raises:
+        DataError: the file looks like a zip archive but its listing is damaged.
+    """
     if not zipfile.is_zipfile(path):
         return False
-    with zipfile.ZipFile(path) as archive:
-        return any(
-            name.endswith("/constants.pkl") or "/code/" in name for name in archive.namelist()
-        )
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as err:
+        raise DataError(path, f"damaged zip archive ({_first_line(err)})") from None
+    return any(name.endswith("/constants.pkl") or "/code/" in name for name in names)
+
+
+#: Types of the metadata entries a clipvil encoder checkpoint must have.
+_METADATA_TYPES = {
+    "model_name": str,
+    "model_config": dict,
+    "preprocess_cfg": dict,
+    "image_size": list,
+    "state_dict": dict,
+}
 
 
 def read_checkpoint_metadata(path: str | os.PathLike[str]) -> dict[str, Any] | None:
@@ -112,7 +127,8 @@ def read_checkpoint_metadata(path: str | os.PathLike[str]) -> dict[str, Any] | N
 
     None means "some other weight file" (a plain open_clip state dict, a ``.safetensors``
     file, a TorchScript archive): open_clip decides whether it can load it. The tensors are
-    memory-mapped, not read. Raises :class:`DataError` for an empty or unreadable file.
+    memory-mapped, not read. Raises :class:`DataError` for an empty, unreadable or damaged
+    file, and for a clipvil checkpoint that is not an encoder or lacks an entry.
     """
     path = Path(path)
     if not path.is_file():
@@ -123,8 +139,8 @@ def read_checkpoint_metadata(path: str | os.PathLike[str]) -> dict[str, Any] | N
         return None
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError, OSError) as err:
-        raise DataError(path, f"not a readable PyTorch checkpoint ({_first_line(err)})") from err
+    except Exception as err:  # torch's reader fails in many ways on a damaged file
+        raise DataError(path, f"not a readable PyTorch checkpoint ({_first_line(err)})") from None
     if not isinstance(checkpoint, dict):
         return None
     legacy = checkpoint.get("format") == CHECKPOINT_FORMAT
@@ -133,7 +149,12 @@ def read_checkpoint_metadata(path: str | os.PathLike[str]) -> dict[str, Any] | N
             raise DataError(path, f"is a {checkpoint['kind']} checkpoint, not an encoder")
         return None
     version = checkpoint.get("version")
-    if not isinstance(version, int) or version > CHECKPOINT_VERSION or (legacy and version != 1):
+    if (
+        isinstance(version, bool)
+        or not isinstance(version, int)
+        or not 1 <= version <= CHECKPOINT_VERSION
+        or (legacy and version != 1)
+    ):
         raise DataError(
             path, f"clipvil checkpoint version {version!r}, expected {CHECKPOINT_VERSION}"
         )
@@ -141,6 +162,10 @@ def read_checkpoint_metadata(path: str | os.PathLike[str]) -> dict[str, Any] | N
     missing = sorted(required - checkpoint.keys())
     if missing:
         raise DataError(path, f"clipvil checkpoint lacks the keys {missing}")
+    for key, expected in _METADATA_TYPES.items():
+        if not isinstance(checkpoint[key], expected):
+            kind = type(checkpoint[key]).__name__
+            raise DataError(path, f"{key} is a {kind}, expected a {expected.__name__}")
     return {key: value for key, value in checkpoint.items() if key != "state_dict"}
 
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 import os
 import pickle
 import random
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -51,36 +50,86 @@ _LEGACY_NUMPY_GLOBALS = (
 
 
 def save_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> None:
-    """Write ``payload`` (with ``version`` added) to ``path`` atomically."""
+    """Write ``payload`` (with ``version`` added) to ``path`` atomically.
+
+    Raises:
+        OutputError: the file cannot be written (nothing is left at ``path``).
+    """
     payload = {"version": CHECKPOINT_VERSION, **payload}
     missing = [key for key in _REQUIRED if key not in payload]
     if missing:
         raise ValueError(f"checkpoint payload lacks {missing}")
     with atomic_write(path, "wb") as f:
-        torch.save(payload, f)
+        try:
+            torch.save(payload, f)
+        except RuntimeError as err:  # torch's zip writer wraps the file's own error
+            if isinstance(err.__context__, OSError):
+                raise err.__context__ from err
+            raise
 
 
-def load_checkpoint(path: str | os.PathLike[str], kind: str | None = None) -> dict[str, Any]:
-    """Read a checkpoint written by :func:`save_checkpoint` (on the CPU, ``weights_only``)."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(path, "checkpoint file not found")
+def _torch_load(path: Path) -> Any:
+    """``torch.load`` on the CPU with ``weights_only`` (version-1 numpy states allowed)."""
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as err:
+        raise DataError(path, f"cannot read ({err.strerror or err})") from None
     try:
         with torch.serialization.safe_globals(list(_LEGACY_NUMPY_GLOBALS)):
-            payload = torch.load(path, map_location="cpu", weights_only=True)
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         if "Unsupported global" in str(err):
             raise DataError(path, "holds Python objects beyond tensors and plain values") from None
         raise DataError(path, "corrupt or truncated checkpoint (UnpicklingError)") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as err:
+    except Exception as err:  # torch's reader fails in many ways on a damaged file
         raise DataError(path, f"corrupt or truncated checkpoint ({type(err).__name__})") from None
+
+
+def _check_header(path: Path, payload: object) -> dict[str, Any]:
+    """The payload, if its header is that of a checkpoint this clipvil reads."""
     if not isinstance(payload, dict) or any(key not in payload for key in _REQUIRED):
         raise DataError(path, "not a clipvil checkpoint (missing version/kind/model_config)")
-    if payload["version"] > CHECKPOINT_VERSION:
-        raise DataError(path, f"checkpoint version {payload['version']} is newer than this clipvil")
+    version, kind = payload["version"], payload["kind"]
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise DataError(path, f"checkpoint version {version!r}, expected an integer >= 1")
+    if version > CHECKPOINT_VERSION:
+        raise DataError(path, f"checkpoint version {version} is newer than this clipvil")
+    if not isinstance(kind, str):
+        raise DataError(path, f"checkpoint kind {kind!r}, expected a string")
+    for key, expected in (("model_config", dict), ("state_dict", dict)):
+        if not isinstance(payload[key], expected):
+            raise DataError(path, f"{key} is a {type(payload[key]).__name__}, expected a dict")
+    return payload
+
+
+def load_checkpoint(path: str | os.PathLike[str], kind: str | None = None) -> dict[str, Any]:
+    """Read a checkpoint written by :func:`save_checkpoint` (on the CPU, ``weights_only``).
+
+    Raises:
+        DataError: naming the file: missing, unreadable, damaged, not a clipvil
+            checkpoint, a newer version, or not of ``kind``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, "checkpoint file not found")
+    payload = _check_header(path, _torch_load(path))
     if kind is not None and payload["kind"] != kind:
         raise DataError(path, f"is a {payload['kind']} checkpoint, expected {kind}")
     return payload
+
+
+#: What building a model from a damaged config or loading mismatched weights raises.
+_MISMATCH_ERRORS = (
+    TypeError,
+    RuntimeError,
+    ValueError,
+    KeyError,
+    IndexError,
+    AttributeError,
+    OverflowError,
+    ZeroDivisionError,
+)
 
 
 def load_model(
@@ -92,8 +141,8 @@ def load_model(
     try:
         model = build(payload)
         model.load_state_dict(payload["state_dict"])
-    except (TypeError, RuntimeError, ValueError, KeyError) as err:
-        raise DataError(path, f"checkpoint does not match the {kind} ({err})") from None
+    except _MISMATCH_ERRORS as err:
+        raise DataError(path, f"checkpoint does not match the {kind} ({err!s})") from None
     return model.eval(), payload
 
 
