@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import shutil
+from pathlib import Path
 
 NAME = "world"
 HELP = "generate the synthetic R2R world (houses, skyboxes, paths, captions) into a data root"
@@ -41,6 +43,42 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Build (or reuse) the world; a world this run started and could not finish is removed."""
+    from envs.fileio import make_output_dir
+
+    out = Path(args.out)
+    existed = out.exists()
+    was_empty = not existed or (out.is_dir() and not any(out.iterdir()))
+    make_output_dir(out)  # one-line OutputError for /proc/x, a path under a file, ...
+    try:
+        manifest, built = _build(args)
+    except BaseException:
+        if was_empty:  # nothing half-written is left where there was nothing
+            _remove_partial(out, keep_folder=existed)
+        raise
+    counts = manifest["counts"]
+    print(
+        f"{args.out}: {counts['scans']} houses, {counts['viewpoints']} viewpoints, "
+        f"{sum(counts['paths'].values())} paths, {counts['images']} images, "
+        f"{counts['captions']} captioned views" + ("" if built else " (existing world reused)")
+    )
+    return 0
+
+
+def _remove_partial(out: Path, keep_folder: bool) -> None:
+    """Remove what a failed build wrote into ``out`` (and ``out`` unless ``keep_folder``)."""
+    if not keep_folder:
+        shutil.rmtree(out, ignore_errors=True)
+        return
+    for child in out.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
+
+
+def _build(args: argparse.Namespace) -> tuple[dict, int]:
+    """The world's manifest and how many houses were built (0: an existing world reused)."""
     from tqdm import tqdm
 
     from envs.synthetic.presets import PRESETS
@@ -52,11 +90,4 @@ def run(args: argparse.Namespace) -> int:
         manifest = build_world(
             args.out, args.preset, args.seed, args.workers, on_house_done=bar.update
         )
-        built = bar.n
-    counts = manifest["counts"]
-    print(
-        f"{args.out}: {counts['scans']} houses, {counts['viewpoints']} viewpoints, "
-        f"{sum(counts['paths'].values())} paths, {counts['images']} images, "
-        f"{counts['captions']} captioned views" + ("" if built else " (existing world reused)")
-    )
-    return 0
+        return manifest, bar.n
