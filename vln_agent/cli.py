@@ -9,8 +9,11 @@ importing it. ``clipvil --help`` lists them under the heading their package name
 alphabetical order, commands in their package's ``ORDER``.
 
 Bad input (a missing file, malformed JSON, wrong feature sizes, ...) is reported as one
-line ``error: <file>: <problem>`` on stderr with exit status 2; so is a registered command
-that cannot be loaded (a stale install after a module moved: reinstall the package).
+line ``error: <file>: <problem>`` on stderr with exit status 2; so is an output that cannot
+be written (:class:`~envs.errors.OutputError`, a ``DataError`` raised by the atomic writer of
+:mod:`envs.fileio`: a path under a regular file, permission denied, a full or read-only disk;
+nothing is left at the output path), and a registered command that cannot be loaded (a
+stale install after a module moved: reinstall the package).
 """
 
 from __future__ import annotations
@@ -145,7 +148,7 @@ def build_parser(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one subcommand; returns the exit status (2 on bad input)."""
+    """Run one subcommand; returns the exit status (2 on bad input or an unwritable output)."""
     try:
         args = build_parser(argv=argv).parse_args(argv)
         return int(args._run(args) or 0)
