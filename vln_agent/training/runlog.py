@@ -6,6 +6,8 @@ import csv
 import os
 from pathlib import Path
 
+from envs.fileio import atomic_write
+
 
 class RunLog:
     """Append ``{name: value}`` rows to ``RUN_DIR/log.csv`` and ``RUN_DIR/tensorboard``.
@@ -36,7 +38,9 @@ class RunLog:
                 self._add_columns(row)
         from torch.utils.tensorboard import SummaryWriter
 
-        self._writer = SummaryWriter(str(Path(run_dir) / "tensorboard"))
+        # a resumed run drops the points a killed run logged after its last checkpoint
+        purge = start_iteration + 1 if start_iteration > 0 else None
+        self._writer = SummaryWriter(str(Path(run_dir) / "tensorboard"), purge_step=purge)
 
     def _add_columns(self, row: dict[str, float]) -> bool:
         new = [k for k in row if k not in self.columns]
@@ -49,8 +53,8 @@ class RunLog:
         row = {"iteration": float(iteration), **{k: float(v) for k, v in values.items()}}
         self.rows.append(row)
         self._add_columns(row)
-        with open(self.path, "w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, fieldnames=self.columns)
+        with atomic_write(self.path, "w") as f:  # a kill mid-write keeps the previous table
+            writer = csv.DictWriter(f, fieldnames=self.columns, lineterminator="\n")
             writer.writeheader()
             for r in self.rows:
                 writer.writerow(r)
