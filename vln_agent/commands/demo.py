@@ -268,13 +268,16 @@ def how_to_train(world: Path, features: Path, model: str) -> str:
     return "\n".join(
         [
             "train your own (README.md, section Training):",
-            f"  clipvil pretrain-clip --data {world} --out runs/clip.pt --category-captions 3",
+            f"  clipvil pretrain-clip --data {world} --out runs/clip.pt "
+            "--config clip-small-pretrain",
             f"  clipvil features --data {world} --model {model} --pretrained runs/clip.pt "
             "--out runs/clip.h5 --float16",
             f"  clipvil sample-paths --data {world} --per-scan 1000 --instructions 3 "
             "--out runs/aug.json",
             f"  clipvil train-vln --data {world} --features runs/clip.h5 --aug-paths runs/aug.json "
-            "--out runs/follower  [--config: the shipped follower's, in its card]",
+            "--out runs/warm --config follower-stage1",
+            f"  clipvil train-vln --data {world} --features runs/clip.h5 --aug-paths runs/aug.json "
+            "--out runs/follower --config follower-stage2 --resume-from runs/warm/best.pt",
             f"  clipvil eval-vln --checkpoint runs/follower/best.pt --data {world} "
             "--features runs/clip.h5 --split val_unseen --out runs/eval",
             f"(or with the shipped encoder's features: --features {features})",
