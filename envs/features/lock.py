@@ -14,7 +14,8 @@ import fcntl
 import os
 from pathlib import Path
 
-from envs.errors import DataError
+from envs.errors import DataError, OutputError
+from envs.fileio import make_output_dir
 
 #: What a writer appends to its output path for its lock file.
 LOCK_SUFFIX = ".lock"
@@ -31,9 +32,13 @@ class WriterLock:
         self.path = Path(path)
         self.lock_path = Path(f"{self.path}{LOCK_SUFFIX}")
         self._fd: int | None = None
-        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+        make_output_dir(self.lock_path.parent)
         while self._fd is None:
-            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as err:
+                problem = f"cannot create the lock ({err.strerror})"
+                raise OutputError(self.lock_path, problem) from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

@@ -172,3 +172,23 @@ def test_checkpoint_on_a_full_disk_is_an_output_error(tmp_path):
     )
     assert result.stdout == f"OutputError {out}: cannot write (File too large)\n"
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", ["train-vln", "train-speaker", "features"])
+def test_every_writing_command_reports_an_impossible_out_in_one_line(
+    tiny_world, tiny_synthetic_world, tmp_path, capsys, command
+):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder", encoding="utf-8")
+    out = blocker / "under" / ("out.h5" if command == "features" else "run")
+    if command == "features":
+        argv = ["--data", str(tiny_synthetic_world), "--model", "clipvil-tiny"]
+        argv += ["--encoder", "random"]
+    else:
+        argv = ["--data", str(tiny_world.data_dir), "--features", str(tiny_world.features)]
+        argv += ["--iterations", "1", "--batch-size", "4", "--hidden-size", "16"]
+    status = main([command, *argv, "--out", str(out), "--no-progress"])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert status == EXIT_BAD_INPUT, lines
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "a-file" in lines[0], lines
+    assert blocker.read_text(encoding="utf-8") == "not a folder"

@@ -40,7 +40,7 @@ from envs.constants import (
     VIEWS_PER_ELEVATION,
 )
 from envs.errors import DataError
-from envs.fileio import read_json
+from envs.fileio import make_output_dir, read_json
 from envs.graph import NavGraphs
 from envs.synthetic.captions import CAPTION_MIN_PIXELS
 from envs.synthetic.phrasing import OBJECT_WORDS, pick, room_word, with_article
@@ -391,7 +391,7 @@ def render_view_cache(
     if cached is not None:
         return cached
     jobs, rows = _render_jobs(data_dir, views, size)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_output_dir(path.parent)
     partial = path.with_name(path.name + ".partial")
     out = np.lib.format.open_memmap(partial, mode="w+", dtype=np.uint8, shape=shape)
     try:

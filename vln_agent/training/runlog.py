@@ -6,7 +6,7 @@ import csv
 import os
 from pathlib import Path
 
-from envs.fileio import atomic_write
+from envs.fileio import atomic_write, make_output_dir
 
 
 class RunLog:
@@ -27,7 +27,7 @@ class RunLog:
         self._writer = None
         if not enabled:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_output_dir(self.path.parent)
         if self.path.is_file() and start_iteration > 0:  # resuming: keep rows up to the start
             with open(self.path, newline="", encoding="utf-8") as f:
                 for row in csv.DictReader(f):
