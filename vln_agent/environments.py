@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from gymnasium.vector import AutoresetMode
 
 from envs.episodes import Episode
+from envs.features import FeatureStore
 from envs.gym_env import R2RVectorEnv
 from envs.nav.inputs import R2REnvConfig
 from envs.tokenizer import Tokenizer
@@ -23,7 +24,7 @@ DEFAULT_MAX_ACTIONS: int = _ENV_DEFAULTS["max_actions"]
 
 def make_env(
     data_dir: str | os.PathLike[str],
-    features: str | os.PathLike[str],
+    features: str | os.PathLike[str] | FeatureStore,
     split: str | Sequence[Episode],
     tokenizer: Tokenizer,
     batch_size: int,

@@ -38,7 +38,8 @@ class R2REnvConfig:
     features: str | os.PathLike[str] | FeatureStore
     #: Split name (``"train"``, ``"val_unseen"``, ...), a ``.json`` file, or the episodes.
     split: str | Sequence[Episode] = "train"
-    #: Feature size ``D`` to use (default: all the columns the file stores).
+    #: Feature size ``D``: must equal the stored width (default: the stored width); to take
+    #: the first N columns of a wider file, pass a store opened with ``feature_columns``.
     feature_dim: int | None = None
     #: ``text -> token ids``; default: a :class:`envs.tokenizer.Tokenizer` built from the
     #: loaded episodes. Pass one tokenizer to every split so that ids agree. A ``Tokenizer``

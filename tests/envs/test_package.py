@@ -164,7 +164,7 @@ def test_open_features_from_the_features_package(tmp_path):
     path = tmp_path / "f.h5"
     with HDF5FeatureWriter(path, 4, dtype="float32") as writer:
         writer.add("scan", "vp", views)
-    with open_features(path, feature_dim=3) as store:
+    with open_features(path, feature_columns=3) as store:
         np.testing.assert_array_equal(store.get("scan", "vp"), views[:, :3])
 
 

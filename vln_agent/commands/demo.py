@@ -207,7 +207,7 @@ def ensure_features(
     import h5py
 
     from envs.fileio import file_sha256
-    from vln_agent.encoders import create_encoder
+    from vln_agent.encoders import create_encoder_of_kind
     from vln_agent.extract import extract_features
 
     digest = file_sha256(encoder_path)
@@ -217,8 +217,8 @@ def ensure_features(
                 print(f"      reusing {features} (made with the shipped encoder)")
                 return
         features.unlink()
-    encoder = create_encoder(model, pretrained=encoder_path)
-    attrs = {"encoder": "clip", "pretrained": encoder_path.name, "pretrained_sha256": digest}
+    encoder, attrs = create_encoder_of_kind("clip", model, str(encoder_path))
+    attrs.update(pretrained=encoder_path.name, pretrained_sha256=digest)
     extract_features(world, encoder, features, workers=workers, dtype="float16", attrs=attrs)
 
 

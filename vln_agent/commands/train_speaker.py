@@ -10,6 +10,7 @@ HELP = "Train the EnvDrop speaker (route -> instruction) for back-translation."
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    from vln_agent.provenance import add_feature_flags
     from vln_agent.speaker_train import SpeakerTrainConfig
     from vln_agent.training.settings import add_run_flags, add_settings_flags
 
@@ -21,6 +22,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", type=Path, required=True, help="run directory (checkpoints, logs)")
     add_run_flags(parser)
+    add_feature_flags(parser, "the --resume checkpoint")
     add_settings_flags(parser, SpeakerTrainConfig)
 
 
@@ -38,7 +40,14 @@ def run(args: argparse.Namespace) -> int:
     )
     return run_training(
         lambda context: SpeakerTrainer(
-            args.data, args.features, args.out, config, context, args.resume
+            args.data,
+            args.features,
+            args.out,
+            config,
+            context,
+            args.resume,
+            feature_columns=args.feature_columns,
+            allow_other_features=args.allow_other_features,
         ),
         config,
         progress=not args.no_progress,
