@@ -10,21 +10,18 @@ examples (and draws fresh ones) for a deeper run than the suite's.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
-import os
-import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from fuzzing import corrupted_bytes, fuzz_settings, no_hang, returns_or_data_error
+from hypothesis import given
 from hypothesis import strategies as st
 
 from envs.episodes import load_episodes
-from envs.errors import DataError
 from envs.evaluate import load_predictions, reference_predictions, save_predictions
 from envs.graph import CONNECTIVITY_DIR, connectivity_path, load_scan_graph
 from envs.tokenizer import Tokenizer
@@ -33,19 +30,12 @@ from vln_agent.cli import EXIT_BAD_INPUT, main
 #: A small real scan (its connectivity file is 40 kB) and how many of its R2R paths to use.
 SCAN = "17DRP5sb8fy"
 SAMPLE_PATHS = 2
-#: Examples per property: the suite's default, or ``$CLIPVIL_FUZZ_EXAMPLES`` for a deep run.
-DEEP_EXAMPLES = os.environ.get("CLIPVIL_FUZZ_EXAMPLES")
-EXAMPLES = int(DEEP_EXAMPLES or 25)
+#: Examples per property in the suite (``$CLIPVIL_FUZZ_EXAMPLES`` for a deep run).
+EXAMPLES = 25
 #: A loader that takes longer than this on a tiny file hangs.
 HANG_SECONDS = 20
 
-FUZZ = settings(
-    max_examples=EXAMPLES,
-    deadline=None,  # timings on shared CPUs vary; :func:`no_hang` bounds each call instead
-    database=None,  # nothing written into the shared tree
-    derandomize=DEEP_EXAMPLES is None,  # the suite tries the same examples every run
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+FUZZ = fuzz_settings(EXAMPLES)
 
 # ------------------------------------------------------------------ corruption strategies
 #: Values that break naive numeric code: beyond float range, NaN, infinities, -0.
@@ -60,24 +50,6 @@ JSON_VALUES = st.recursive(
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner),
     max_leaves=6,
 )
-
-
-@st.composite
-def corrupted_bytes(draw: st.DrawFn, original: bytes) -> bytes:
-    """``original`` with one to four random byte-level edits."""
-    data = bytearray(original)
-    for _ in range(draw(st.integers(1, 4))):
-        edit = draw(st.sampled_from(["flip", "truncate", "insert", "delete"]))
-        at = draw(st.integers(0, max(len(data) - 1, 0)))
-        if edit == "flip" and data:
-            data[at] = draw(st.integers(0, 255))
-        elif edit == "truncate":
-            del data[at:]
-        elif edit == "insert":
-            data[at:at] = draw(st.binary(min_size=1, max_size=8))
-        else:
-            del data[at : at + draw(st.integers(1, 64))]
-    return bytes(data)
 
 
 def _random_location(draw: st.DrawFn, document: Any) -> list[Any]:
@@ -122,30 +94,9 @@ def corrupted_file(document: Any) -> st.SearchStrategy[bytes]:
 
 
 # ------------------------------------------------------------------------------ checking
-@contextlib.contextmanager
-def no_hang(seconds: int = HANG_SECONDS) -> Iterator[None]:
-    """Fail (``TimeoutError``) when the body runs longer than ``seconds``."""
-
-    def expire(signum: int, frame: object) -> None:
-        raise TimeoutError(f"still loading after {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
 def loads_or_data_error(load: Callable[[], object], path: Path) -> None:
     """``load()`` returns, or raises a one-line DataError naming ``path``; nothing else."""
-    try:
-        with no_hang():
-            load()
-    except DataError as err:
-        message = str(err)
-        assert message.startswith(f"{path}: ") and "\n" not in message, message
+    returns_or_data_error(load, path, HANG_SECONDS)
 
 
 # ------------------------------------------------------------------------------ documents
@@ -234,7 +185,7 @@ def test_eval_r2r_exits_0_or_one_line_and_2(sample, data, which, capsys):
     out.unlink(missing_ok=True)
     capsys.readouterr()
     argv = ["eval-r2r", "--data", str(run), "--split", str(files["r2r"])]
-    with no_hang():
+    with no_hang(HANG_SECONDS):
         status = main([*argv, "--predictions", str(files["predictions"]), "--out", str(out)])
     err = capsys.readouterr().err
     if status == 0:

@@ -11,16 +11,14 @@ stay small: a checkpoint that asks for a huge model is an honest request, not a 
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from fuzzing import corrupted_bytes, fuzz_settings, returns_or_data_error
+from hypothesis import given
 from hypothesis import strategies as st
 
 from envs.errors import DataError
@@ -29,17 +27,11 @@ from vln_agent.encoders import create_encoder, read_checkpoint_metadata, save_en
 from vln_agent.models.follower import Follower, FollowerConfig, load_follower
 from vln_agent.training.checkpoint import load_checkpoint, save_checkpoint
 
-DEEP_EXAMPLES = os.environ.get("CLIPVIL_FUZZ_EXAMPLES")
-EXAMPLES = int(DEEP_EXAMPLES or 20)
+#: Examples per property in the suite (``$CLIPVIL_FUZZ_EXAMPLES`` for a deep run).
+EXAMPLES = 20
 #: A reader that takes longer than this on a tiny file hangs.
 HANG_SECONDS = 30
-FUZZ = settings(
-    max_examples=EXAMPLES,
-    deadline=None,  # :func:`no_hang` bounds each call instead
-    database=None,
-    derandomize=DEEP_EXAMPLES is None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+FUZZ = fuzz_settings(EXAMPLES)
 #: The tiny follower: every size small, so a corrupt config cannot ask for much memory.
 TINY_FOLLOWER = FollowerConfig(
     vocab_size=8,
@@ -69,24 +61,6 @@ VALUES = PLAIN_VALUES | TENSORS
 
 
 @st.composite
-def corrupted_bytes(draw: st.DrawFn, original: bytes) -> bytes:
-    """``original`` with one to four random byte-level edits."""
-    data = bytearray(original)
-    for _ in range(draw(st.integers(1, 4))):
-        edit = draw(st.sampled_from(["flip", "truncate", "insert", "delete"]))
-        at = draw(st.integers(0, max(len(data) - 1, 0)))
-        if edit == "flip" and data:
-            data[at] = draw(st.integers(0, 255))
-        elif edit == "truncate":
-            del data[at:]
-        elif edit == "insert":
-            data[at:at] = draw(st.binary(min_size=1, max_size=8))
-        else:
-            del data[at : at + draw(st.integers(1, 64))]
-    return bytes(data)
-
-
-@st.composite
 def corrupted_payload(draw: st.DrawFn, payload: dict[str, Any]) -> Any:
     """A copy of ``payload`` with one to three entries (at depth 1 or 2) replaced or removed."""
     payload = {
@@ -108,30 +82,9 @@ def corrupted_payload(draw: st.DrawFn, payload: dict[str, Any]) -> Any:
 
 
 # ------------------------------------------------------------------------------ checking
-@contextlib.contextmanager
-def no_hang(seconds: int = HANG_SECONDS) -> Iterator[None]:
-    """Fail (``TimeoutError``) when the body runs longer than ``seconds``."""
-
-    def expire(signum: int, frame: object) -> None:
-        raise TimeoutError(f"still reading after {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
 def reads_or_data_error(read: Callable[[], object], path: Path) -> None:
     """``read()`` returns, or raises a one-line DataError naming ``path``; nothing else."""
-    try:
-        with no_hang():
-            read()
-    except DataError as err:
-        message = str(err)
-        assert message.startswith(f"{path}: ") and "\n" not in message, message
+    returns_or_data_error(read, path, HANG_SECONDS)
 
 
 # ------------------------------------------------------------------------------ the files
