@@ -1,7 +1,7 @@
 """What the fuzz tests share: hypothesis settings, byte-level corruption, a hang guard and the
 one assertion they all make (a loader returns, or raises a one-line DataError naming the file).
 
-Importable from any test module (``pythonpath = ["tests"]`` in pyproject.toml).
+Importable from any test module (``pythonpath = ["tests/helpers"]`` in pyproject.toml).
 ``CLIPVIL_FUZZ_EXAMPLES=N`` raises the number of examples (and draws fresh ones) for a deeper
 run than the suite's fixed examples.
 """
