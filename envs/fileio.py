@@ -40,24 +40,48 @@ def _reason(err: OSError) -> str:
     return err.strerror or str(err) or type(err).__name__
 
 
+def read_text(path: str | os.PathLike[str], what: str = "a JSON file") -> str:
+    """The UTF-8 text of ``path``; a :class:`DataError` naming it (and ``what`` was expected)
+    when it is missing, a folder, not UTF-8 or unreadable."""
+    path = Path(path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except FileNotFoundError:
+        raise DataError(path, f"file not found, expected {what}") from None
+    except IsADirectoryError:
+        raise DataError(path, f"is a directory, expected {what}") from None
+    except UnicodeDecodeError as err:
+        raise DataError(path, f"byte {err.start}: not UTF-8 text, expected {what}") from None
+    except OSError as err:
+        raise DataError(path, f"cannot read ({_reason(err)}), expected {what}") from None
+
+
 def read_json(path: str | os.PathLike[str]) -> Any:
     """Load a JSON file, raising :class:`DataError` naming the file on any problem.
 
     Malformed JSON reads ``<file>: line L, column C: malformed JSON: <what was expected>``.
     """
+    return parse_json(read_text(path), Path(path))
+
+
+def read_jsonl(path: str | os.PathLike[str]) -> list[Any]:
+    """The records of a JSON Lines file (one JSON value per line; blank lines skipped).
+
+    A bad line reads ``<file>: line L, column C: malformed JSON: ...`` (L counts from 1 in
+    the file, C within the line).
+    """
     path = Path(path)
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except FileNotFoundError:
-        raise DataError(path, "file not found, expected a JSON file") from None
-    except IsADirectoryError:
-        raise DataError(path, "is a directory, expected a JSON file") from None
-    except UnicodeDecodeError as err:
-        raise DataError(path, f"byte {err.start}: not UTF-8 text, expected a JSON file") from None
-    except OSError as err:
-        raise DataError(path, f"cannot read ({_reason(err)}), expected a JSON file") from None
-    return parse_json(text, path)
+    records = []
+    for number, line in enumerate(read_text(path, "a JSON Lines file").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(parse_json(line, path))
+        except DataError as err:
+            problem = err.problem.removeprefix("line 1, ")
+            raise DataError(path, f"line {number}, {problem}") from None
+    return records
 
 
 def parse_json(text: str, source: str | os.PathLike[str]) -> Any:

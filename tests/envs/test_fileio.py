@@ -213,3 +213,22 @@ def test_round_trip(tmp_path):
     write_json(tmp_path / "x" / "y.json", data)
     assert read_json(tmp_path / "x" / "y.json") == data
     assert list(json.loads((tmp_path / "x" / "y.json").read_text())) == ["b", "a"]
+
+
+def test_read_jsonl_reads_records_and_names_the_bad_line(tmp_path):
+    from envs.fileio import read_jsonl
+
+    good = tmp_path / "good.jsonl"
+    good.write_text('{"a": 1}\n\n[2, 3]\n"x"\n', encoding="utf-8")
+    assert read_jsonl(good) == [{"a": 1}, [2, 3], "x"]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"a": 1}\n{"a": 2}\n{"a": }\n', encoding="utf-8")
+    with pytest.raises(DataError) as caught:
+        read_jsonl(bad)
+    assert str(caught.value).startswith(f"{bad}: line 3, column 7: malformed JSON")
+    deep = tmp_path / "deep.jsonl"
+    deep.write_text("1\n" + "[" * 100_000 + "]" * 100_000 + "\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"line 2, JSON nested too deeply"):
+        read_jsonl(deep)
+    with pytest.raises(DataError, match="file not found, expected a JSON Lines file"):
+        read_jsonl(tmp_path / "missing.jsonl")
