@@ -26,8 +26,7 @@ from vln_agent.models.speaker import Speaker, SpeakerConfig
 from vln_agent.provenance import check_checkpoint_features, features_extra
 from vln_agent.routes import teacher_routes
 from vln_agent.sampler import EpisodeSampler
-from vln_agent.train import DEVICES
-from vln_agent.training.distributed import DistributedContext
+from vln_agent.training.distributed import DEVICES, DistributedContext
 from vln_agent.training.settings import load_settings
 from vln_agent.training.trainer import Trainer
 

@@ -33,13 +33,12 @@ from vln_agent.models.follower import Follower, FollowerConfig
 from vln_agent.provenance import check_checkpoint_features, features_extra
 from vln_agent.rollout import Rollout, rollout
 from vln_agent.sampler import EpisodeSampler
-from vln_agent.training.distributed import DistributedContext
+from vln_agent.training.distributed import DEVICES, DistributedContext
 from vln_agent.training.settings import load_settings
 from vln_agent.training.trainer import Trainer
 
 FEEDBACK_MODES = ("envdrop", "teacher", "sample", "student")
 OPTIMIZERS = ("rmsprop", "adam")
-DEVICES = ("auto", "cpu", "cuda")
 
 
 @dataclass(frozen=True)

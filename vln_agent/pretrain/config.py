@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from vln_agent.training.distributed import DEVICES
 from vln_agent.training.settings import load_settings
 
 #: Training precisions (autocast dtypes of the forward passes).
@@ -55,7 +56,7 @@ class PretrainConfig:
     #: Held-out split scored zero-shot after every epoch ("" for none).
     eval_split: str = "val_unseen"
     #: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
-    device: str = field(default="auto", metadata={"choices": ("auto", "cpu", "cuda")})
+    device: str = field(default="auto", metadata={"choices": DEVICES})
     #: Autocast of the towers' forward passes: ``bf16`` (about 1.8x faster on a CPU with
     #: AVX512-BF16, and on GPUs) or ``fp32``. Weights, optimizer and losses stay fp32.
     precision: str = field(default="bf16", metadata={"choices": PRECISIONS})
@@ -71,7 +72,7 @@ class PretrainConfig:
             raise ValueError("learning_rate must be > 0, warmup_steps and color_jitter >= 0")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
-        if self.device not in ("auto", "cpu", "cuda"):
+        if self.device not in DEVICES:
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
 
 

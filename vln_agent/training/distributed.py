@@ -19,6 +19,9 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+#: The ``device`` values of every run's settings: ``auto`` = CUDA when available.
+DEVICES = ("auto", "cpu", "cuda")
+
 
 @dataclass(frozen=True)
 class DistributedContext:
