@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -32,6 +32,7 @@ from envs.features.store import (
     check_feature_shape,
     feature_key,
     select_width,
+    shape_text,
     split_feature_key,
 )
 
@@ -193,6 +194,14 @@ def _check_dtype(path: Path, name: str, dataset: h5py.Dataset) -> None:
         raise DataError(path, f"features of {name} are {dataset.dtype}, expected floats")
 
 
+def _check_shapes(shapes: Mapping[str, tuple[int, ...]]) -> dict[str, tuple[int, ...]]:
+    """A writer's ``shapes`` as plain tuples of positive sizes (ValueError otherwise)."""
+    checked = {str(suffix): tuple(int(n) for n in shape) for suffix, shape in shapes.items()}
+    if not checked or any(not shape or min(shape) <= 0 for shape in checked.values()):
+        raise ValueError(f"shapes must map name suffixes to non-empty positive shapes: {shapes}")
+    return checked
+
+
 def _fsync(path: Path) -> None:
     """Force a file's bytes to disk."""
     fd = os.open(path, os.O_RDONLY)
@@ -220,10 +229,14 @@ def _check_attrs(path: Path, file: h5py.File, attrs: Mapping[str, AttrValue]) ->
 
 
 def _readable_datasets(
-    path: Path, feature_dim: int, attrs: Mapping[str, AttrValue] | None = None
+    path: Path,
+    feature_dim: int,
+    attrs: Mapping[str, AttrValue] | None = None,
+    shape_of: Callable[[str], tuple[int, ...]] | None = None,
 ) -> tuple[list[str], bool]:
-    """Names of the intact ``[36, feature_dim]`` datasets of a partial file, and whether
-    the whole file is intact (opens, every member reads and passes its checksum).
+    """Names of the intact datasets of a partial file (of shape ``shape_of(name)``, default
+    ``[36, feature_dim]``), and whether the whole file is intact (opens, every member reads
+    and passes its checksum).
     Raises :class:`DataError` when the file records another feature size or ``attrs``."""
     try:
         file = h5py.File(path, "r")
@@ -248,7 +261,8 @@ def _readable_datasets(
             try:
                 dataset = file[name]
                 dataset[()]  # reading verifies the Fletcher-32 checksum
-                good = dataset.shape == (NUM_VIEWS, feature_dim)
+                wanted = (NUM_VIEWS, feature_dim) if shape_of is None else shape_of(name)
+                good = dataset.shape == wanted
             except Exception:
                 good = False
             intact = intact and good
@@ -273,6 +287,11 @@ class HDF5FeatureWriter:
     One writer per path: a writer holds ``path + ".lock"`` (:class:`WriterLock`) from its
     creation until it is closed, abandoned or discarded; a second writer of the same path,
     in any process, raises :class:`DataError` instead of writing into the same partial file.
+
+    ``shapes`` generalises the layout beyond panoramas: the shape of each dataset by the end
+    of its name (the longest matching suffix wins; ``""`` matches every name), e.g.
+    ``{"": (512,), ".grid": (49, 768)}`` for per-image features, written with
+    :meth:`add_dataset`. The default, ``{"": (36, feature_dim)}``, is the panorama layout.
     """
 
     def __init__(
@@ -283,6 +302,7 @@ class HDF5FeatureWriter:
         resume: bool = False,
         flush_every: int = 1,
         attrs: Mapping[str, AttrValue] | None = None,
+        shapes: Mapping[str, tuple[int, ...]] | None = None,
     ) -> None:
         if dtype not in WRITER_DTYPES:
             raise ValueError(f"dtype must be one of {WRITER_DTYPES}, got {dtype!r}")
@@ -293,6 +313,7 @@ class HDF5FeatureWriter:
         self.feature_dim = feature_dim
         self.dtype = np.dtype(dtype)
         self.flush_every = flush_every
+        self.shapes = _check_shapes(shapes or {"": (NUM_VIEWS, feature_dim)})
         self.attrs = dict(attrs or {})
         if FEATURE_DIM_ATTR in self.attrs:
             raise ValueError(f"attrs may not set {FEATURE_DIM_ATTR!r} (the writer records it)")
@@ -325,7 +346,9 @@ class HDF5FeatureWriter:
 
     def _reopen(self) -> h5py.File:
         """Reopen the partial file for appending, rebuilding it first if it is damaged."""
-        readable, intact = _readable_datasets(self.partial_path, self.feature_dim, self.attrs)
+        readable, intact = _readable_datasets(
+            self.partial_path, self.feature_dim, self.attrs, self.shape_of
+        )
         if not intact:
             rebuilt_path = Path(f"{self.partial_path}{REBUILD_SUFFIX}")
             with self._create(rebuilt_path) as rebuilt:
@@ -342,18 +365,36 @@ class HDF5FeatureWriter:
             del file[name]
         file.create_dataset(
             name,
-            data=features.astype(self.dtype, copy=False),  # [36, D]
-            chunks=(NUM_VIEWS, self.feature_dim),
+            data=features.astype(self.dtype, copy=False),  # [36, D] (or shape_of(name))
+            chunks=self.shape_of(name),
             fletcher32=True,
         )
 
+    def shape_of(self, name: str) -> tuple[int, ...]:
+        """The shape of dataset ``name``: ``shapes``' longest suffix that ends it."""
+        suffix = max((s for s in self.shapes if name.endswith(s)), key=len, default=None)
+        if suffix is None:
+            raise ValueError(f"{self.path}: no shape given for a dataset named {name!r}")
+        return self.shapes[suffix]
+
     def add(self, scan: str, viewpoint: str, features: np.ndarray) -> None:
         """Store the ``[36, feature_dim]`` features of a viewpoint (replacing earlier ones)."""
+        name = feature_key(scan, viewpoint)
+        check_feature_shape(self.path, name, np.shape(features), self.feature_dim)
+        self.add_dataset(name, features)
+
+    def add_dataset(self, name: str, features: np.ndarray) -> None:
+        """Store dataset ``name`` of shape ``shape_of(name)`` (replacing an earlier one)."""
         if self._file is None:
             raise ValueError(f"{self.path}: the writer is closed")
-        name = feature_key(scan, viewpoint)
         array = np.asarray(features)
-        check_feature_shape(self.path, name, array.shape, self.feature_dim)
+        wanted = self.shape_of(name)
+        if array.shape != wanted:
+            raise DataError(
+                self.path,
+                f"features of {name} have shape {shape_text(array.shape)}, "
+                f"expected {shape_text(wanted)}",
+            )
         if not np.isfinite(array).all():
             raise DataError(self.path, f"features of {name} contain NaN or infinity")
         if self.dtype == np.float16 and np.abs(array).max() > FLOAT16_MAX:
@@ -366,7 +407,7 @@ class HDF5FeatureWriter:
             self._unflushed = 0
 
     def done(self) -> set[str]:
-        """Names (``"{scan}_{viewpoint}"``) of the viewpoints written so far."""
+        """Names (``"{scan}_{viewpoint}"``) of the viewpoints (datasets) written so far."""
         return set(self._done)
 
     def __len__(self) -> int:
