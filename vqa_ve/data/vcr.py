@@ -313,10 +313,19 @@ def item_record(item: VCRItem) -> dict[str, Any]:
 
 
 def write_vcr(path: str | os.PathLike[str], items: Iterable[VCRItem]) -> None:
-    """Write ``items`` as a release ``{split}.jsonl`` (atomically: all or nothing)."""
+    """Write ``items`` as a release ``{split}.jsonl`` (atomically: all or nothing).
+
+    Raises:
+        ValueError: an item :func:`load_vcr` would refuse (nothing is written).
+    """
     with atomic_write(path) as f:
-        for item in items:
-            f.write(json.dumps(item_record(item)) + "\n")
+        for line, item in enumerate(items, 1):
+            record = item_record(item)
+            try:  # the reader's checks, so that it reads back whatever is written
+                _Record(Path(path), line, record).item(require_labels=False)
+            except DataError as err:
+                raise ValueError(err.problem) from None
+            f.write(json.dumps(record) + "\n")
 
 
 def metadata_record(metadata: VCRMetadata) -> dict[str, Any]:

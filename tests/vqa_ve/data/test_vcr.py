@@ -236,6 +236,16 @@ def test_written_annotations_read_back_the_same(tmp_path: Path, val: Path) -> No
     assert item_record(items[0])["question"] == RECORD["question"]
 
 
+def test_the_writer_refuses_what_the_reader_would(tmp_path: Path, val: Path) -> None:
+    good = load_vcr(val)[0]
+    broken = VCRItem(**{**good.__dict__, "question": ("Is", (9,), "?")})
+    out = tmp_path / "written.jsonl"
+    problem = "record 2, annot_id val-0: question token 1: object index 9 out of range"
+    with pytest.raises(ValueError, match=problem):
+        write_vcr(out, [good, broken])
+    assert not out.exists()
+
+
 def test_written_metadata_reads_back_the_same(tmp_path: Path) -> None:
     root = images_root(tmp_path)
     metadata = load_vcr_metadata(root / RECORD["metadata_fn"])
@@ -306,4 +316,15 @@ def test_fuzzed_fields_give_only_data_errors(tmp_path: Path, key: str, value: An
 def test_fuzzed_metadata_gives_only_data_errors(tmp_path: Path, data: bytes) -> None:
     path = tmp_path / "meta.json"
     path.write_bytes(data)
+    returns_or_data_error(lambda: load_vcr_metadata(path), path, HANG_SECONDS)
+
+
+@fuzz_settings(EXAMPLES)
+@given(
+    key=st.sampled_from(["boxes", "segms", "width", "height"]),
+    value=JSON_VALUES | st.lists(JSON_VALUES | st.lists(JSON_VALUES, max_size=6), max_size=5),
+)
+def test_fuzzed_metadata_fields_give_only_data_errors(tmp_path: Path, key: str, value: Any) -> None:
+    path = tmp_path / "meta.json"
+    path.write_text(json.dumps({**METADATA, key: value}))
     returns_or_data_error(lambda: load_vcr_metadata(path), path, HANG_SECONDS)
