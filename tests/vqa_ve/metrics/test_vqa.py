@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
+import argparse
+import json
+from pathlib import Path
+
 import pytest
 
-from vqa_ve.data.vqa import VQAAnnotation, VQAAnswer
+from envs.errors import DataError
+from vqa_ve.commands import eval_vqa
+from vqa_ve.data.vqa import (
+    VQAAnnotation,
+    VQAAnnotationFile,
+    VQAAnswer,
+    VQAQuestion,
+    VQAQuestionFile,
+    write_vqa_annotations,
+    write_vqa_questions,
+    write_vqa_results,
+)
 from vqa_ve.metrics.vqa import (
     accuracy_summary,
     evaluate_vqa,
@@ -130,3 +145,77 @@ def test_evaluate_vqa_aggregates_on_0_100_scale() -> None:
 def test_accuracy_summary_needs_questions() -> None:
     with pytest.raises(ValueError, match="no questions"):
         accuracy_summary([])
+
+
+# ------------------------------------------------------------------------- eval-vqa
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="clipvil eval-vqa")
+    eval_vqa.configure(parser)
+    return parser.parse_args(argv)
+
+
+def _split(folder: Path) -> list[str]:
+    info, license = {"description": "tiny"}, {"name": "CC BY 4.0"}
+    humans = [["yes"] * 10, _humans(("2", 1), ("3", 9)), _humans(("no", 2), ("yes", 8))]
+    questions = VQAQuestionFile(
+        info,
+        "Open-Ended",
+        "mscoco",
+        "val2014",
+        license,
+        tuple(VQAQuestion(image_id=1, question="?", question_id=qid) for qid in (1, 2, 3)),
+    )
+    annotations = VQAAnnotationFile(
+        info,
+        "mscoco",
+        "val2014",
+        license,
+        (
+            _annotation(1, "is the", "yes/no", humans[0]),
+            _annotation(2, "how many", "number", humans[1]),
+            _annotation(3, "is the", "yes/no", humans[2]),
+        ),
+    )
+    write_vqa_questions(folder / "q.json", questions)
+    write_vqa_annotations(folder / "a.json", annotations)
+    write_vqa_results(folder / "r.json", {3: "no", 1: "yes", 2: "two"})  # any order
+    return ["--questions", str(folder / "q.json"), "--annotations", str(folder / "a.json")]
+
+
+def test_eval_vqa_writes_and_prints_the_official_metrics(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = [*_split(tmp_path), "--results", str(tmp_path / "r.json")]
+    out = tmp_path / "metrics" / "m.json"
+    assert eval_vqa.run(parse([*argv, "--out", str(out)])) == 0
+    assert json.loads(out.read_text()) == {
+        "overall": 63.33,
+        "perQuestionType": {"is the": 80.0, "how many": 30.0},
+        "perAnswerType": {"yes/no": 80.0, "number": 30.0},
+    }
+    printed = capsys.readouterr().out
+    assert printed.splitlines() == [
+        "questions      3",
+        "overall    63.33",
+        "number     30.00",
+        "yes/no     80.00",
+    ]
+    assert eval_vqa.run(parse(argv)) == 0  # --out is optional
+
+
+def test_eval_vqa_refuses_incomplete_results_and_writes_nothing(tmp_path: Path) -> None:
+    argv = _split(tmp_path)
+    write_vqa_results(tmp_path / "r.json", {1: "yes", 3: "no"})
+    out = tmp_path / "m.json"
+    args = parse([*argv, "--results", str(tmp_path / "r.json"), "--out", str(out)])
+    with pytest.raises(DataError, match=r"r\.json: question_id 2: no answer"):
+        eval_vqa.run(args)
+    assert not out.exists()
+
+
+def test_eval_vqa_help_shows_every_default() -> None:
+    parser = argparse.ArgumentParser()
+    eval_vqa.configure(parser)
+    help_text = " ".join(parser.format_help().split())
+    assert help_text.count("(required; no default)") == 3
+    assert "(default: print only)" in help_text
