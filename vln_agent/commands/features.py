@@ -1,4 +1,6 @@
-"""``clipvil features``: encode every viewpoint's 36 views into an HDF5 feature file.
+"""``clipvil features``: encode every viewpoint's 36 views (``--data``), or every image of
+a folder (``--images``, :mod:`vln_agent.extract_images`: pooled ``[E]`` per image id, plus
+``[h * w, C]`` grid features with ``--grid``), into an HDF5 feature file.
 
 The paper's three image towers share the architecture and this pipeline:
 
@@ -19,13 +21,23 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from vln_agent.encoders import CLIPEncoder
 
 NAME = "features"
-HELP = "Render and encode the 36 views of every viewpoint into an HDF5 feature file."
+HELP = (
+    "Render and encode the 36 views of every viewpoint (--data), or every image of a folder "
+    "(--images), into an HDF5 feature file."
+)
 
 #: The choices of ``--encoder``: :data:`vln_agent.encoders.kinds.ENCODER_KINDS` (kept here
 #: too so that building the parser does not import torch).
 ENCODER_KINDS = ("clip", "supervised", "random")
+#: Images per batch of ``--images``: :data:`vln_agent.extract_images.DEFAULT_IMAGE_BATCH_SIZE`
+#: (kept here too, like :data:`ENCODER_KINDS`).
+DEFAULT_IMAGE_BATCH_SIZE = 32
 
 
 def _integer(text: str, minimum: int) -> int:
@@ -49,8 +61,20 @@ def _non_negative(text: str) -> int:
 def configure(parser: argparse.ArgumentParser) -> None:
     from vln_agent.extract_defaults import DEFAULT_BATCH_SIZE, DEFAULT_WORKERS
 
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--data", type=Path, help="data root (connectivity/, v1/scans/ skyboxes): panoramas"
+    )
+    source.add_argument(
+        "--images",
+        type=Path,
+        help="folder of .jpg/.png images: one feature per image, keyed by the file stem",
+    )
     parser.add_argument(
-        "--data", type=Path, required=True, help="data root (connectivity/, v1/scans/ skyboxes)"
+        "--grid",
+        action="store_true",
+        help="with --images: also store [h*w, C] grid features (ViT patch tokens / ResNet "
+        "layer4) beside the pooled [E] ones",
     )
     parser.add_argument(
         "--model",
@@ -78,8 +102,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--batch-size",
         type=_positive,
-        default=DEFAULT_BATCH_SIZE,
-        help=f"viewpoints per encoder batch, 36 images each (default: {DEFAULT_BATCH_SIZE})",
+        help=f"viewpoints per encoder batch, 36 images each (default: {DEFAULT_BATCH_SIZE}); "
+        f"with --images: images per batch (default: {DEFAULT_IMAGE_BATCH_SIZE})",
     )
     parser.add_argument(
         "--workers",
@@ -109,9 +133,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from envs.errors import DataError
     from vln_agent.encoders import create_encoder_of_kind
-    from vln_agent.extract import extract_features
+    from vln_agent.extract_defaults import DEFAULT_BATCH_SIZE
 
+    if args.grid and args.images is None:
+        raise DataError("--grid", "needs --images (panorama features are pooled only)")
+    if args.scans and args.images is not None:
+        raise DataError("--scans", "selects panoramas of --data, not images of --images")
+    if args.batch_size is None:
+        args.batch_size = DEFAULT_BATCH_SIZE if args.images is None else DEFAULT_IMAGE_BATCH_SIZE
     if args.threads:
         torch.set_num_threads(args.threads)
     encoder, attrs = create_encoder_of_kind(
@@ -122,6 +153,10 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         precision=args.precision,
     )
+    if args.images is not None:
+        return _run_images(args, encoder, attrs)
+    from vln_agent.extract import extract_features
+
     scans = [s for s in args.scans.split(",") if s] if args.scans else None
     result = extract_features(
         args.data,
@@ -139,5 +174,30 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"wrote [36, {result.feature_dim}] features of {result.viewpoints} viewpoints to "
         f"{result.path}" + (f" ({resumed} kept from an interrupted run)" if resumed else "")
+    )
+    return 0
+
+
+def _run_images(args: argparse.Namespace, encoder: CLIPEncoder, attrs: dict[str, str | int]) -> int:
+    from vln_agent.extract_images import extract_image_features
+
+    result = extract_image_features(
+        args.images,
+        encoder,
+        args.out,
+        grid=args.grid,
+        batch_size=args.batch_size,
+        workers=args.workers,
+        dtype="float16" if args.float16 else "float32",
+        progress=not args.no_progress,
+        limit=args.limit,
+        attrs=attrs,
+    )
+    kept = result.images - result.encoded
+    shape = result.grid_shape
+    grid = f" and [{shape[0]}, {shape[1]}] grid" if shape else ""
+    print(
+        f"wrote [{result.feature_dim}] pooled{grid} features of {result.images} images to "
+        f"{result.path}" + (f" ({kept} kept from an interrupted run)" if kept else "")
     )
     return 0

@@ -1,0 +1,232 @@
+"""``clipvil features --images``: per-image pooled and grid features, resume, reader, errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from envs.errors import DataError
+from envs.features import PARTIAL_SUFFIX
+from vln_agent.cli import main
+from vln_agent.commands import features as features_command
+from vln_agent.encoders import CLIPEncoder
+from vln_agent.extract_images import (
+    DEFAULT_IMAGE_BATCH_SIZE,
+    GRID_LAYOUT,
+    POOLED_LAYOUT,
+    extract_image_features,
+    list_images,
+    open_image_features,
+)
+
+#: Image id -> (width, height, format) of the generated folder (sizes unlike the encoder's).
+IMAGES = {
+    "3416050480": (40, 30, "JPEG"),
+    "COCO_val2014_000000000042": (32, 32, "PNG"),
+    "COCO_val2014_000000000073": (50, 64, "PNG"),
+    "a": (33, 47, "PNG"),
+    "b": (64, 40, "JPEG"),
+}
+#: clipvil-tiny: 32 px ViT, patch 8 -> a 4 x 4 grid.
+TINY_GRID_CELLS = 16
+
+
+@pytest.fixture
+def image_dir(tmp_path: Path) -> Path:
+    """A folder of small random RGB images, PNG and JPEG, plus a file that is not an image."""
+    folder = tmp_path / "images"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for image_id, (width, height, kind) in IMAGES.items():
+        pixels = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        suffix = ".png" if kind == "PNG" else ".jpg"
+        Image.fromarray(pixels).save(folder / f"{image_id}{suffix}", kind)
+    (folder / "notes.txt").write_text("not an image")
+    return folder
+
+
+def encoder_inputs(encoder: CLIPEncoder, folder: Path) -> torch.Tensor:
+    """The encoder's own preprocessing of every image, in id order: ``[N, 3, H, W]``."""
+    paths = list_images(folder).values()
+    return torch.stack([encoder.preprocess(Image.open(p).convert("RGB")) for p in paths])
+
+
+def run_cli(argv: list[object], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    capsys.readouterr()
+    status = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def cli_args(images: Path, out: Path, *extra: object) -> list[object]:
+    return [
+        "features",
+        "--images",
+        images,
+        "--model",
+        "clipvil-tiny",
+        "--encoder",
+        "random",
+        "--out",
+        out,
+        "--no-progress",
+        "--threads",
+        1,
+        *extra,
+    ]
+
+
+def read_h5(path: Path) -> tuple[dict[str, np.ndarray], dict[str, object]]:
+    with h5py.File(path, "r") as f:
+        return {k: f[k][()] for k in f}, dict(f.attrs)
+
+
+def test_pooled_features_are_the_encoders_own(image_dir, tiny_encoder, tmp_path, capsys):
+    out = tmp_path / "pooled.h5"
+    status, stdout, _ = run_cli(cli_args(image_dir, out, "--batch-size", 8), capsys)
+    assert status == 0 and "wrote [32] pooled features of 5 images" in stdout
+    with torch.inference_mode():
+        expected = tiny_encoder.encode_image(encoder_inputs(tiny_encoder, image_dir)).numpy()
+    stored, attrs = read_h5(out)
+    assert sorted(stored) == sorted(IMAGES)
+    for index, image_id in enumerate(sorted(IMAGES)):
+        assert stored[image_id].shape == (32,)
+        np.testing.assert_array_equal(stored[image_id], expected[index])
+    assert attrs["layout"] == POOLED_LAYOUT and attrs["model_name"] == "clipvil-tiny"
+    assert attrs["encoder_kind"] == "random" and attrs["pretrained"] == "none"
+    assert attrs["feature_dim"] == 32 and attrs["image_size"] == 32
+    with open_image_features(out) as features:
+        assert features.image_ids() == sorted(IMAGES) and len(features) == 5
+        np.testing.assert_array_equal(features["a"], stored["a"])
+        with pytest.raises(DataError, match="has no grid features"):
+            features.grid("a")
+
+
+def test_grid_features_are_the_encoders_grid(image_dir, tiny_encoder, tmp_path, capsys):
+    out = tmp_path / "grid.h5"
+    status, stdout, _ = run_cli(cli_args(image_dir, out, "--grid", "--batch-size", 8), capsys)
+    assert status == 0 and f"[{TINY_GRID_CELLS}, " in stdout
+    inputs = encoder_inputs(tiny_encoder, image_dir)
+    with torch.inference_mode():
+        pooled = tiny_encoder.encode_image(inputs).numpy()  # [5, E]
+        grid = tiny_encoder.encode_image_grid(inputs).flatten(1, 2).numpy()  # [5, 16, C]
+    with open_image_features(out) as features:
+        assert features.layout == GRID_LAYOUT
+        assert features.grid_shape == (TINY_GRID_CELLS, grid.shape[-1])
+        assert features.image_ids() == sorted(IMAGES)
+        for index, image_id in enumerate(sorted(IMAGES)):
+            np.testing.assert_array_equal(features[image_id], grid[index])
+            np.testing.assert_array_equal(features.pooled(image_id), pooled[index])
+        assert features.attrs["grid_height"] == features.attrs["grid_width"] == 4
+
+
+def test_resume_after_an_interruption_is_bit_equal(image_dir, tiny_encoder, tmp_path):
+    def options(**extra):
+        return dict(grid=True, batch_size=2, progress=False, dtype="float16", **extra)
+
+    whole = tmp_path / "whole.h5"
+    extract_image_features(image_dir, tiny_encoder, whole, **options())
+
+    def interrupt_after_two_batches(count: int) -> None:
+        if count >= 4:
+            raise KeyboardInterrupt
+
+    out = tmp_path / "resumed.h5"
+    partial = Path(f"{out}{PARTIAL_SUFFIX}")
+    with pytest.raises(KeyboardInterrupt):
+        extract_image_features(
+            image_dir, tiny_encoder, out, **options(on_batch=interrupt_after_two_batches)
+        )
+    assert not out.exists() and partial.exists()
+    ids = sorted(IMAGES)
+    with h5py.File(partial, "a") as f:  # as if killed between an image's two datasets
+        assert sorted(f) == sorted([*ids[:4], *(f"{i}.grid" for i in ids[:4])])
+        del f[f"{ids[3]}.grid"]
+    result = extract_image_features(image_dir, tiny_encoder, out, **options())
+    assert not partial.exists()
+    assert result.images == 5 and result.encoded == 3  # the first batch was kept
+    resumed, attrs = read_h5(out)
+    expected, expected_attrs = read_h5(whole)
+    assert resumed.keys() == expected.keys() and attrs == expected_attrs
+    for key, features in expected.items():
+        assert resumed[key].dtype == np.float16
+        assert resumed[key].tobytes() == features.tobytes(), key
+
+
+def test_resume_refuses_a_partial_file_of_other_settings(image_dir, tiny_encoder, tmp_path):
+    out = tmp_path / "f.h5"
+    with pytest.raises(KeyboardInterrupt):
+        extract_image_features(
+            image_dir, tiny_encoder, out, batch_size=2, progress=False, on_batch=interrupt
+        )
+    with pytest.raises(DataError, match="was written with layout 'image-pooled'"):
+        extract_image_features(image_dir, tiny_encoder, out, grid=True, progress=False)
+
+
+def interrupt(count: int) -> None:
+    raise KeyboardInterrupt
+
+
+def test_bad_images_and_options_are_one_line_errors(image_dir, tmp_path, capsys):
+    out = tmp_path / "f.h5"
+    broken = image_dir / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    status, _, err = run_cli(cli_args(image_dir, out), capsys)
+    assert status == 2 and err.count("\n") == 1, err
+    assert err.startswith(f"error: {broken}: cannot read image")
+    broken.unlink()
+    (image_dir / "a.jpg").write_bytes(b"")
+    cases = [
+        (cli_args(image_dir, out), f"error: {image_dir / 'a.png'}: image id a also names a.jpg"),
+        (cli_args(tmp_path / "nowhere", out), "image folder not found"),
+        (cli_args(tmp_path, out), "no images (.jpg, .jpeg, .png) in the folder"),
+        (cli_args(image_dir, out, "--scans", "x"), "error: --scans: selects panoramas"),
+    ]
+    for argv, problem in cases:
+        status, _, err = run_cli(argv, capsys)
+        assert status == 2 and problem in err and err.count("\n") == 1, err
+    assert not out.exists()
+
+
+def test_grid_needs_images(tmp_path, capsys):
+    argv = ["features", "--data", tmp_path, "--grid", "--out", tmp_path / "f.h5"]
+    status, _, err = run_cli([*argv, "--model", "clipvil-tiny", "--encoder", "random"], capsys)
+    assert (
+        status == 2 and err == "error: --grid: needs --images (panorama features are pooled only)\n"
+    )
+
+
+def test_reader_errors_are_one_line(tmp_path):
+    path = tmp_path / "f.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs.update(layout=GRID_LAYOUT, feature_dim=4, grid_height=2, grid_width=2, grid_dim=3)
+        f["x"] = np.zeros(4, np.float32)
+        f["x.grid"] = np.zeros((4, 2), np.float32)
+        f["y"] = np.zeros(5, np.float32)
+        f["z"] = np.zeros(4, np.int64)
+    with open_image_features(path) as features:
+        assert "x" in features and "w" not in features
+        with pytest.raises(DataError) as info:
+            features["w"]
+        assert str(info.value) == f"{path}: no features for image w"
+        with pytest.raises(DataError, match=r"features of x.grid have shape \[4, 2\], expected"):
+            features["x"]
+        with pytest.raises(DataError, match=r"features of y have shape \[5\], expected \[4\]"):
+            features.pooled("y")
+        with pytest.raises(DataError, match="features of z are int64, expected floats"):
+            features.pooled("z")
+    with h5py.File(path, "a") as f:
+        f.attrs["layout"] = "hamt"
+    with pytest.raises(DataError, match="layout is 'hamt'"):
+        open_image_features(path)
+    with pytest.raises(DataError, match="file not found"):
+        open_image_features(tmp_path / "missing.h5")
+
+
+def test_the_commands_default_batch_size_is_the_librarys():
+    assert features_command.DEFAULT_IMAGE_BATCH_SIZE == DEFAULT_IMAGE_BATCH_SIZE
