@@ -19,6 +19,7 @@ The file score is the mean over its questions, overall and grouped by ``answer_t
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
@@ -181,6 +182,8 @@ CONTRACTIONS = {
 }
 #: Humans agreeing with a prediction for full credit.
 MATCHES_FOR_FULL_CREDIT = 3
+#: Distinct answers whose processed form is remembered (answers repeat a lot: "yes", "2").
+PROCESSED_CACHE_SIZE = 1 << 16
 #: Scores are reported on 0-100, rounded to this many decimals (``VQAEval(n=2)``).
 REPORT_DECIMALS = 2
 
@@ -211,10 +214,16 @@ def process_digit_article(text: str) -> str:
     return " ".join(CONTRACTIONS.get(word, word) for word in words if word not in ARTICLES)
 
 
+@functools.lru_cache(maxsize=PROCESSED_CACHE_SIZE)
+def _processed(text: str) -> str:
+    """``processDigitArticle(processPunctuation(text))`` (pure, so remembered)."""
+    return process_digit_article(process_punctuation(text))
+
+
 def normalize_answer(text: str) -> str:
     """The full official normalisation (whitespace, punctuation, digits, articles,
     contractions); also the normalisation of the training answer vocabulary."""
-    return process_digit_article(process_punctuation(clean_whitespace(text)))
+    return _processed(clean_whitespace(text))
 
 
 def question_accuracy(prediction: str, human_answers: Sequence[str]) -> float:
@@ -228,8 +237,8 @@ def question_accuracy(prediction: str, human_answers: Sequence[str]) -> float:
     humans = [clean_whitespace(answer) for answer in human_answers]
     predicted = clean_whitespace(prediction)
     if len(set(humans)) > 1:
-        humans = [process_digit_article(process_punctuation(answer)) for answer in humans]
-        predicted = process_digit_article(process_punctuation(predicted))
+        humans = [_processed(answer) for answer in humans]
+        predicted = _processed(predicted)
     matches = sum(human == predicted for human in humans)
     subset_scores = [
         min(1.0, (matches - (human == predicted)) / MATCHES_FOR_FULL_CREDIT) for human in humans

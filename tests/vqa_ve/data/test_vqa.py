@@ -268,3 +268,15 @@ def test_fuzzed_results_read_or_raise_one_line_error(tmp_path: Path, data: bytes
     path = tmp_path / "fuzz_results.json"
     path.write_bytes(data)
     returns_or_data_error(lambda: read_vqa_results(path, [42000, 42001, 7000]), path, seconds=10)
+
+
+def test_vqa_modules_import_without_torch() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, vqa_ve.data.vqa, vqa_ve.metrics.vqa, vqa_ve.commands.eval_vqa; "
+        "print('torch' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
