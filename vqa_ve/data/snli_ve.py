@@ -82,8 +82,12 @@ class SNLIVESplit:
 
 
 def _numbered_records(path: Path) -> Iterator[tuple[int, Any]]:
-    """``(line number, JSON value)`` of each non-blank line (errors name the line)."""
-    for number, line in enumerate(read_text(path, "a JSON Lines file").splitlines(), 1):
+    """``(line number, JSON value)`` of each non-blank line (errors name the line).
+
+    Lines end at ``"\n"`` only, as JSON Lines defines them (``str.splitlines`` would also
+    split inside strings holding U+0085, U+2028 and the like, which JSON leaves raw).
+    """
+    for number, line in enumerate(read_text(path, "a JSON Lines file").split("\n"), 1):
         if not line.strip():
             continue
         try:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from fuzzing import corrupted_bytes, fuzz_settings, returns_or_data_error
 from hypothesis import given
+from hypothesis import strategies as st
 
 from envs.errors import DataError
 from vqa_ve.data.snli_ve import (
@@ -183,3 +184,31 @@ def test_fuzzed_file_loads_or_raises_one_line_error(tmp_path: Path, data: bytes)
     path.write_bytes(data)
     returns_or_data_error(lambda: load_snli_ve(path), path, seconds=10)
     returns_or_data_error(lambda: read_predictions(path), path, seconds=10)
+
+
+texts = st.text(max_size=20)
+examples = st.builds(
+    SNLIVEExample,
+    pair_id=texts,
+    image_id=st.from_regex(r"[0-9]{1,10}", fullmatch=True),
+    hypothesis=texts,
+    premise=texts,
+    label=st.sampled_from(LABELS),
+    caption_id=texts,
+)
+
+
+@fuzz_settings(20)
+@given(drawn=st.lists(examples, max_size=5, unique_by=lambda e: e.pair_id))
+def test_any_examples_round_trip(tmp_path: Path, drawn: list[SNLIVEExample]) -> None:
+    path = tmp_path / "round.jsonl"
+    write_snli_ve(path, drawn)
+    assert load_snli_ve(path).examples == tuple(drawn)
+
+
+def test_line_separators_inside_strings_stay_in_the_string(tmp_path: Path) -> None:
+    """JSON leaves U+2028 / U+0085 raw inside strings; only "\\n" ends a JSON Lines line."""
+    record = {**RELEASED[0], "sentence2": "a\u2028b\x85c"}
+    path = tmp_path / "sep.jsonl"
+    path.write_text(json.dumps(record, ensure_ascii=False) + "\r\n", encoding="utf-8")
+    assert load_snli_ve(path).examples[0].hypothesis == "a\u2028b\x85c"
