@@ -8,6 +8,9 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from fuzzing import corrupted_bytes, fuzz_settings, returns_or_data_error
+from hypothesis import given
+from hypothesis import strategies as st
 from PIL import Image
 
 from envs.errors import DataError
@@ -230,3 +233,44 @@ def test_reader_errors_are_one_line(tmp_path):
 
 def test_the_commands_default_batch_size_is_the_librarys():
     assert features_command.DEFAULT_IMAGE_BATCH_SIZE == DEFAULT_IMAGE_BATCH_SIZE
+
+
+def test_resnet_grid_is_its_layer4_map(image_dir, tiny_resnet_encoder, tmp_path):
+    out = tmp_path / "rn.h5"
+    result = extract_image_features(
+        image_dir, tiny_resnet_encoder, out, grid=True, batch_size=8, progress=False, workers=0
+    )
+    inputs = encoder_inputs(tiny_resnet_encoder, image_dir)
+    with torch.inference_mode():
+        grid = tiny_resnet_encoder.encode_image_grid(inputs).flatten(1, 2).numpy()  # [5, 4, C]
+    assert result.grid_shape == grid.shape[1:] and grid.shape[1] == 4  # 64 px / 32: 2 x 2
+    with open_image_features(out) as features:
+        for index, image_id in enumerate(sorted(IMAGES)):
+            np.testing.assert_array_equal(features.grid(image_id), grid[index])
+
+
+@pytest.fixture(scope="module")
+def small_feature_file(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """The bytes of a tiny valid image-grid feature file."""
+    path = tmp_path_factory.mktemp("fuzz") / "f.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs.update(layout=GRID_LAYOUT, feature_dim=4, grid_height=1, grid_width=2, grid_dim=3)
+        for image_id in ("a", "b"):
+            f.create_dataset(image_id, data=np.ones(4, np.float32), fletcher32=True)
+            f.create_dataset(f"{image_id}.grid", data=np.ones((2, 3), np.float32), fletcher32=True)
+    return path.read_bytes()
+
+
+def read_everything(path: Path) -> None:
+    with open_image_features(path) as features:
+        for image_id in features.image_ids():
+            features.pooled(image_id)
+            features.grid(image_id)
+
+
+@fuzz_settings(20)
+@given(data=st.data())
+def test_fuzzed_feature_file_reads_or_raises_one_line_error(small_feature_file, tmp_path, data):
+    path = tmp_path / "fuzzed.h5"
+    path.write_bytes(data.draw(corrupted_bytes(small_feature_file)))
+    returns_or_data_error(lambda: read_everything(path), path, seconds=20)
