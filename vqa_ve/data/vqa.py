@@ -106,38 +106,51 @@ class VQAExample:
     annotation: VQAAnnotation | None
 
 
-def _type_name(kind: type) -> str:
-    return {int: "an integer", str: "a string", dict: "an object", list: "a list"}[kind]
+#: Fields of each record, with their JSON types (checked exactly: a bool is not an integer).
+QUESTION_FIELDS = (("image_id", int), ("question", str), ("question_id", int))
+ANNOTATION_FIELDS = (("question_id", int), ("image_id", int), ("question_type", str))
+ANNOTATION_FIELDS += (("answer_type", str), ("multiple_choice_answer", str))
+ANSWER_FIELDS = (("answer", str), ("answer_confidence", str), ("answer_id", int))
+RESULT_FIELDS = (("question_id", int), ("answer", str))
+_TYPE_NAMES = {int: "an integer", str: "a string", dict: "an object", list: "a list"}
+_MISSING = object()
+
+
+def _fields(
+    record: Any, fields: Sequence[tuple[str, type]], path: PathLike, where: str
+) -> dict[str, Any]:
+    """The ``fields`` of a JSON object, each of its exact JSON type, else a :class:`DataError`."""
+    if type(record) is not dict:
+        raise DataError(path, f"{where}: expected an object, got {type(record).__name__}")
+    values = {}
+    for key, kind in fields:
+        value = record.get(key, _MISSING)
+        if type(value) is not kind:
+            if value is _MISSING:
+                raise DataError(path, f"{where}: missing {key!r}")
+            got = f"{value!r:.60}"
+            raise DataError(path, f"{where}: {key!r} must be {_TYPE_NAMES[kind]}, got {got}")
+        values[key] = value
+    return values
 
 
 def _field(record: Any, key: str, kind: type, path: PathLike, where: str) -> Any:
-    """``record[key]``, checked to be a ``kind`` (a bool is not an integer)."""
-    if not isinstance(record, dict):
-        raise DataError(path, f"{where}: expected an object, got {type(record).__name__}")
-    if key not in record:
-        raise DataError(path, f"{where}: missing {key!r}")
-    value = record[key]
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise DataError(path, f"{where}: {key!r} must be {_type_name(kind)}, got {value!r:.60}")
-    return value
+    """``record[key]``, checked to be a ``kind``."""
+    return _fields(record, ((key, kind),), path, where)[key]
 
 
 def _where(record: Any, list_name: str, position: int) -> str:
     """``question_id 42`` when the record has a usable id, else ``questions[3]``."""
     qid = record.get("question_id") if isinstance(record, dict) else None
-    if isinstance(qid, int) and not isinstance(qid, bool):
-        return f"question_id {qid}"
-    return f"{list_name}[{position}]"
+    return f"question_id {qid}" if type(qid) is int else f"{list_name}[{position}]"
 
 
 def _header(data: Any, keys: Sequence[str], list_name: str, path: PathLike) -> dict[str, Any]:
-    if not isinstance(data, dict):
-        raise DataError(path, f"top level: expected an object, got {type(data).__name__}")
-    header = {
-        key: _field(data, key, _HEADER_TYPES.get(key, str), path, "top level") for key in keys
-    }
-    _field(data, list_name, list, path, "top level")
-    return header
+    """The header fields of a file (its record list checked to be a list, then left out)."""
+    fields = [(key, _HEADER_TYPES.get(key, str)) for key in keys]
+    values = _fields(data, [*fields, (list_name, list)], path, "top level")
+    del values[list_name]
+    return values
 
 
 def _unique(ids: Iterable[int], path: PathLike, what: str) -> None:
@@ -155,13 +168,7 @@ def load_vqa_questions(path: PathLike) -> VQAQuestionFile:
     questions = []
     for position, record in enumerate(data["questions"]):
         where = _where(record, "questions", position)
-        questions.append(
-            VQAQuestion(
-                image_id=_field(record, "image_id", int, path, where),
-                question=_field(record, "question", str, path, where),
-                question_id=_field(record, "question_id", int, path, where),
-            )
-        )
+        questions.append(VQAQuestion(**_fields(record, QUESTION_FIELDS, path, where)))
     _unique((q.question_id for q in questions), path, "questions")
     return VQAQuestionFile(**header, questions=tuple(questions))
 
@@ -171,11 +178,7 @@ def _answers(record: dict[str, Any], path: PathLike, where: str) -> tuple[VQAAns
     if len(raw) != ANSWERS_PER_QUESTION:
         raise DataError(path, f"{where}: {len(raw)} answers, expected {ANSWERS_PER_QUESTION}")
     answers = tuple(
-        VQAAnswer(
-            answer=_field(item, "answer", str, path, f"{where} answers[{i}]"),
-            answer_confidence=_field(item, "answer_confidence", str, path, f"{where} answers[{i}]"),
-            answer_id=_field(item, "answer_id", int, path, f"{where} answers[{i}]"),
-        )
+        VQAAnswer(**_fields(item, ANSWER_FIELDS, path, f"{where} answers[{i}]"))
         for i, item in enumerate(raw)
     )
     if len({a.answer_id for a in answers}) != len(answers):
@@ -190,16 +193,7 @@ def load_vqa_annotations(path: PathLike) -> VQAAnnotationFile:
     annotations = []
     for position, record in enumerate(data["annotations"]):
         where = _where(record, "annotations", position)
-        fields = {
-            key: _field(record, key, kind, path, where)
-            for key, kind in (
-                ("question_id", int),
-                ("image_id", int),
-                ("question_type", str),
-                ("answer_type", str),
-                ("multiple_choice_answer", str),
-            )
-        }
+        fields = _fields(record, ANNOTATION_FIELDS, path, where)
         annotations.append(VQAAnnotation(**fields, answers=_answers(record, path, where)))
     _unique((a.question_id for a in annotations), path, "annotations")
     return VQAAnnotationFile(**header, annotations=tuple(annotations))
@@ -307,8 +301,7 @@ def read_vqa_results(path: PathLike, question_ids: Sequence[int]) -> dict[int, s
     answers: dict[int, str] = {}
     for position, record in enumerate(data):
         where = _where(record, "results", position)
-        qid = _field(record, "question_id", int, path, where)
-        answer = _field(record, "answer", str, path, where)
+        qid, answer = _fields(record, RESULT_FIELDS, path, where).values()
         if qid not in expected:
             raise DataError(path, f"question_id {qid}: not a question of the split")
         if qid in answers:

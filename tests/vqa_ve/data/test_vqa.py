@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from fuzzing import corrupted_bytes, fuzz_settings, returns_or_data_error
 from hypothesis import given
+from hypothesis import strategies as st
 
 from envs.errors import DataError
 from vqa_ve.data.vqa import (
@@ -280,3 +281,38 @@ def test_vqa_modules_import_without_torch() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner),
+    max_leaves=5,
+)
+
+
+def _paths(value: object, prefix: tuple = ()) -> list[tuple]:
+    """Every key / index path inside a JSON value (the root excluded)."""
+    children = value.items() if isinstance(value, dict) else enumerate(value)  # type: ignore[arg-type]
+    found = []
+    for key, child in children:
+        found.append((*prefix, key))
+        if isinstance(child, dict | list):
+            found += _paths(child, (*prefix, key))
+    return found
+
+
+@fuzz_settings(20)
+@given(data=st.data())
+def test_any_field_replaced_by_any_json_gives_only_data_errors(tmp_path: Path, data) -> None:  # type: ignore[no-untyped-def]
+    original = data.draw(st.sampled_from([QUESTIONS_BYTES, ANNOTATIONS_BYTES, RESULTS_BYTES]))
+    document = json.loads(original)
+    *parents, last = data.draw(st.sampled_from(_paths(document)))
+    target = document
+    for key in parents:
+        target = target[key]
+    target[last] = data.draw(JSON_VALUES)
+    path = tmp_path / "edited.json"
+    path.write_text(json.dumps(document))
+    for load in (load_vqa_questions, load_vqa_annotations):
+        returns_or_data_error(lambda: load(path), path, seconds=10)  # noqa: B023
+    returns_or_data_error(lambda: read_vqa_results(path, [42000, 42001, 7000]), path, seconds=10)
