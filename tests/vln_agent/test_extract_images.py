@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import h5py
@@ -274,3 +279,47 @@ def test_fuzzed_feature_file_reads_or_raises_one_line_error(small_feature_file, 
     path = tmp_path / "fuzzed.h5"
     path.write_bytes(data.draw(corrupted_bytes(small_feature_file)))
     returns_or_data_error(lambda: read_everything(path), path, seconds=20)
+
+
+#: Images of the kill test, and the partial file's size at which its child is killed
+#: (a few images in: the whole run takes seconds at one image per batch).
+KILL_TEST_IMAGES = 300
+KILL_AT_PARTIAL_BYTES = 24_000
+KILL_POINT_TIMEOUT_S = 300
+
+
+def test_killed_run_resumes_to_the_same_features(tmp_path, capsys):
+    folder = tmp_path / "many"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    for index in range(KILL_TEST_IMAGES):
+        pixels = rng.integers(0, 256, (24, 40, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(folder / f"{index:012d}.png")
+    options = ["--batch-size", 1, "--workers", 0, "--grid"]
+    out = tmp_path / "killed.h5"
+    partial = Path(f"{out}{PARTIAL_SUFFIX}")
+    log = tmp_path / "child.log"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    argv = [sys.executable, "-m", "vln_agent.cli", *map(str, cli_args(folder, out, *options))]
+    with open(log, "wb") as child_out:
+        child = subprocess.Popen(argv, stdout=child_out, stderr=subprocess.STDOUT, env=env)
+    deadline = time.monotonic() + KILL_POINT_TIMEOUT_S
+    while not (partial.exists() and partial.stat().st_size > KILL_AT_PARTIAL_BYTES):
+        assert child.poll() is None, f"ended before the kill point:\n{log.read_text()}"
+        if time.monotonic() > deadline:
+            child.kill()
+            pytest.fail(f"no kill point within {KILL_POINT_TIMEOUT_S} s:\n{log.read_text()}")
+        time.sleep(0.002)
+    child.send_signal(signal.SIGKILL)
+    assert child.wait() == -signal.SIGKILL and not out.exists()
+
+    status, stdout, _ = run_cli(cli_args(folder, out, *options), capsys)
+    assert status == 0 and "kept from an interrupted run" in stdout, stdout
+    whole = tmp_path / "whole.h5"
+    assert run_cli(cli_args(folder, whole, *options), capsys)[0] == 0
+    resumed, attrs = read_h5(out)
+    expected, expected_attrs = read_h5(whole)
+    assert resumed.keys() == expected.keys() and attrs == expected_attrs
+    assert len(expected) == 2 * KILL_TEST_IMAGES
+    for key, features in expected.items():
+        assert resumed[key].tobytes() == features.tobytes(), key
