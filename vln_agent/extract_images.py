@@ -90,7 +90,8 @@ class ImageExtractResult:
 
 
 def list_images(image_dir: str | os.PathLike[str]) -> dict[str, Path]:
-    """``{image id: path}`` of the images directly in ``image_dir``, sorted by id.
+    """``{image id: path}`` of the images directly in ``image_dir``, sorted by id (hidden
+    files left out).
 
     Raises:
         DataError: the folder is missing or holds no images, two files share an id, or an
@@ -101,7 +102,9 @@ def list_images(image_dir: str | os.PathLike[str]) -> dict[str, Path]:
         raise DataError(folder, "image folder not found")
     images: dict[str, Path] = {}
     for path in sorted(folder.iterdir()):
-        if path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
+        if path.name.startswith(".") or path.suffix.lower() not in IMAGE_SUFFIXES:
+            continue  # hidden files: macOS "._x.jpg" resource forks and the like
+        if not path.is_file():
             continue
         if path.stem in images:
             raise DataError(path, f"image id {path.stem} also names {images[path.stem].name}")

@@ -55,6 +55,7 @@ def image_dir(tmp_path: Path) -> Path:
         suffix = ".png" if kind == "PNG" else ".jpg"
         Image.fromarray(pixels).save(folder / f"{image_id}{suffix}", kind)
     (folder / "notes.txt").write_text("not an image")
+    (folder / "._a.png").write_bytes(b"a macOS resource fork, not an image")
     return folder
 
 
