@@ -73,7 +73,8 @@ def read_jsonl(path: str | os.PathLike[str]) -> list[Any]:
     """
     path = Path(path)
     records = []
-    for number, line in enumerate(read_text(path, "a JSON Lines file").splitlines(), 1):
+    # lines end at "\n" only: str.splitlines would also split inside strings at U+2028 / U+0085
+    for number, line in enumerate(read_text(path, "a JSON Lines file").split("\n"), 1):
         if not line.strip():
             continue
         try:

@@ -232,3 +232,12 @@ def test_read_jsonl_reads_records_and_names_the_bad_line(tmp_path):
         read_jsonl(deep)
     with pytest.raises(DataError, match="file not found, expected a JSON Lines file"):
         read_jsonl(tmp_path / "missing.jsonl")
+
+
+def test_read_jsonl_keeps_unicode_line_separators_inside_strings(tmp_path):
+    from envs.fileio import read_jsonl
+
+    path = tmp_path / "separators.jsonl"
+    record = {"a": "x\u2028y\u0085z"}
+    path.write_text(json.dumps(record, ensure_ascii=False) + "\r\n" + '{"b": 2}\n', "utf-8")
+    assert read_jsonl(path) == [record, {"b": 2}]
