@@ -253,7 +253,7 @@ def _run_pipeline(
     pending: Future[int] | None = None
     try:
         inputs = (
-            _ordered_map(render_pool, prepare, items, workers * PREFETCH_PER_WORKER)
+            ordered_map(render_pool, prepare, items, workers * PREFETCH_PER_WORKER)
             if render_pool is not None
             else map(prepare, items)
         )
@@ -300,7 +300,7 @@ def _report(count: int, on_batch: Callable[[int], None] | None) -> None:
         on_batch(count)
 
 
-def _ordered_map(
+def ordered_map(
     executor: Executor, fn: Callable[[_T], _R], items: Sequence[_T], depth: int
 ) -> Iterator[_R]:
     """``map(fn, items)`` run on ``executor``, in order, at most ``depth`` items ahead."""

@@ -57,10 +57,10 @@ from vln_agent.extract import (
     CHANNEL_ORDER,
     FEATURE_KIND,
     PREFETCH_PER_WORKER,
-    _ordered_map,
+    ordered_map,
     weights_attrs,
 )
-from vln_agent.extract_defaults import DEFAULT_WORKERS
+from vln_agent.extract_defaults import DEFAULT_IMAGE_BATCH_SIZE, DEFAULT_WORKERS
 
 #: Image files encoded (lower-case suffixes).
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -69,8 +69,6 @@ GRID_SUFFIX = ".grid"
 #: ``layout`` attribute values.
 POOLED_LAYOUT = "image-pooled"
 GRID_LAYOUT = "image-grid"
-#: Images per encoder batch.
-DEFAULT_IMAGE_BATCH_SIZE = 32
 #: What PIL raises on a file it cannot decode.
 IMAGE_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 
@@ -254,7 +252,7 @@ def _run_pipeline(
     encoder.eval()
     try:
         inputs = (
-            _ordered_map(pool, prepare, items, workers * PREFETCH_PER_WORKER)
+            ordered_map(pool, prepare, items, workers * PREFETCH_PER_WORKER)
             if pool is not None
             else map(prepare, items)
         )

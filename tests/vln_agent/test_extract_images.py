@@ -21,10 +21,8 @@ from PIL import Image
 from envs.errors import DataError
 from envs.features import PARTIAL_SUFFIX
 from vln_agent.cli import main
-from vln_agent.commands import features as features_command
 from vln_agent.encoders import CLIPEncoder
 from vln_agent.extract_images import (
-    DEFAULT_IMAGE_BATCH_SIZE,
     GRID_LAYOUT,
     POOLED_LAYOUT,
     extract_image_features,
@@ -235,10 +233,6 @@ def test_reader_errors_are_one_line(tmp_path):
         open_image_features(path)
     with pytest.raises(DataError, match="file not found"):
         open_image_features(tmp_path / "missing.h5")
-
-
-def test_the_commands_default_batch_size_is_the_librarys():
-    assert features_command.DEFAULT_IMAGE_BATCH_SIZE == DEFAULT_IMAGE_BATCH_SIZE
 
 
 def test_resnet_grid_is_its_layer4_map(image_dir, tiny_resnet_encoder, tmp_path):

@@ -35,9 +35,6 @@ HELP = (
 #: The choices of ``--encoder``: :data:`vln_agent.encoders.kinds.ENCODER_KINDS` (kept here
 #: too so that building the parser does not import torch).
 ENCODER_KINDS = ("clip", "supervised", "random")
-#: Images per batch of ``--images``: :data:`vln_agent.extract_images.DEFAULT_IMAGE_BATCH_SIZE`
-#: (kept here too, like :data:`ENCODER_KINDS`).
-DEFAULT_IMAGE_BATCH_SIZE = 32
 
 
 def _integer(text: str, minimum: int) -> int:
@@ -59,7 +56,11 @@ def _non_negative(text: str) -> int:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    from vln_agent.extract_defaults import DEFAULT_BATCH_SIZE, DEFAULT_WORKERS
+    from vln_agent.extract_defaults import (
+        DEFAULT_BATCH_SIZE,
+        DEFAULT_IMAGE_BATCH_SIZE,
+        DEFAULT_WORKERS,
+    )
 
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument(
@@ -135,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
 
     from envs.errors import DataError
     from vln_agent.encoders import create_encoder_of_kind
-    from vln_agent.extract_defaults import DEFAULT_BATCH_SIZE
+    from vln_agent.extract_defaults import DEFAULT_BATCH_SIZE, DEFAULT_IMAGE_BATCH_SIZE
 
     if args.grid and args.images is None:
         raise DataError("--grid", "needs --images (panorama features are pooled only)")
