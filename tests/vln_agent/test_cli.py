@@ -18,6 +18,8 @@ from vln_agent import cli, commands
 from vln_agent.cli import ENTRY_POINT_GROUP, EXIT_BAD_INPUT, collect_commands, main
 
 #: The order of the hand-written command tuple the entry points replaced.
+#: vqa_ve's commands, listed after navigation's under their own heading.
+QA_ORDER = ("eval-vqa", "eval-vcr")
 FORMER_ORDER = (
     "demo",
     "eval-r2r",
@@ -88,7 +90,7 @@ def qa_package(site: Path) -> Path:
     without a package (no heading of its own)."""
     modules = {
         f"{FAKE}.__init__": "",
-        f"{FAKE}.commands.__init__": 'GROUP = "question answering"\nORDER = ("vqa", "ask")\n',
+        f"{FAKE}.commands.__init__": 'GROUP = "fake answering"\nORDER = ("vqa", "ask")\n',
         f"{FAKE}.commands.ask": ANSWER_COMMAND.format(name="ask"),
         f"{FAKE}.commands.vqa": ANSWER_COMMAND.format(name="vqa"),
         f"{FAKE}_loner": ANSWER_COMMAND.format(name="loner"),
@@ -126,21 +128,30 @@ def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, s
 
 
 def test_help_lists_the_navigation_commands_in_their_former_order(capsys):
-    assert help_sections(capsys) == {"navigation": list(FORMER_ORDER)}
+    assert help_sections(capsys) == {
+        "navigation": list(FORMER_ORDER),
+        "question answering": list(QA_ORDER),
+    }
     assert commands.ORDER == FORMER_ORDER  # every registered one is placed explicitly
 
 
 def test_every_registered_command_is_its_modules_command():
     found = collect_commands()
-    assert [c.name for c in found] == [c.module.NAME for c in found] == list(FORMER_ORDER)
-    assert {c.module.__name__.split(".")[0] for c in found} == {"vln_agent"}
+    expected = [*FORMER_ORDER, *QA_ORDER]
+    assert [c.name for c in found] == [c.module.NAME for c in found] == expected
+    assert {c.module.__name__.split(".")[0] for c in found} == {"vln_agent", "vqa_ve"}
 
 
 def test_another_package_registers_its_commands_under_its_own_heading(qa_package, capsys):
     sections = help_sections(capsys)
-    assert list(sections) == ["navigation", "other commands", "question answering"]
+    assert list(sections) == [
+        "fake answering",
+        "navigation",
+        "other commands",
+        "question answering",
+    ]
     assert sections["navigation"] == list(FORMER_ORDER)
-    assert sections["question answering"] == ["vqa", "ask"]  # the package's ORDER
+    assert sections["fake answering"] == ["vqa", "ask"]  # the package's ORDER
     assert sections["other commands"] == ["loner"]
     assert run_cli(["ask", "--question", "why"], capsys) == (0, "ask: why\n", "")
     status, _, err = run_cli(["vqa", "--question", "bad"], capsys)
