@@ -7,6 +7,7 @@
     DIR/v1/scans/{scan}/matterport_skybox_images/{viewpoint}_skybox{0..5}_sami.jpg
     DIR/scenes/{scan}.json           (ground truth, see envs.synthetic.scene)
     DIR/captions.json                (image-caption pairs for contrastive pretraining)
+    DIR/qa/                          (VQA v2 / SNLI-VE files, see envs.synthetic.qa.writer)
     DIR/manifest.json                (written last: a directory with it is complete)
 
 Houses are built independently (in ``workers`` processes) from per-house seeds, so the
@@ -35,6 +36,7 @@ from envs.fileio import atomic_write, read_json, write_json
 from envs.graph import CONNECTIVITY_DIR, SCANS_FILE
 from envs.synthetic.house_files import HOUSE_SPLITS, HouseTask, build_house_files
 from envs.synthetic.presets import PRESET_NAMES, PRESETS, WorldPreset
+from envs.synthetic.qa.writer import QA_DIR, build_qa
 from envs.synthetic.scene import SCENES_DIR
 
 GENERATOR = "clipvil.synthetic-world"
@@ -54,6 +56,7 @@ OWNED_PATHS = (
     SCENES_DIR,
     "v1",
     CAPTIONS_FILE,
+    QA_DIR,
     *(f"R2R_{s}.json" for s in R2R_SPLITS),
 )
 
@@ -196,6 +199,7 @@ def build_world(
     seed: int = 0,
     workers: int | None = None,
     on_house_done: Callable[[], object] | None = None,
+    qa: bool = True,
 ) -> dict:
     """Write a synthetic world to ``out_dir`` and return its manifest.
 
@@ -208,6 +212,8 @@ def build_world(
         seed: non-negative integer; the same seed gives the same files.
         workers: processes rendering houses (default: 2, at most the CPU count).
         on_house_done: called once per finished house (e.g. a progress bar's ``update``).
+        qa: also write ``DIR/qa/`` (after the manifest, from its own random stream: the
+            other files are the same bytes with or without it).
 
     Raises:
         DataError: bad preset, seed or workers, or ``out_dir`` holds foreign data.
@@ -218,6 +224,8 @@ def build_world(
     identity = manifest_identity(config, seed)
     if existing is not None and all(existing.get(k) == v for k, v in identity.items()):
         _finish_reuse(out)
+        if qa:
+            build_qa(out, config, seed)
         return existing
     _clear(out, claim=f"{GENERATOR} {preset} {seed}\n")
     tasks = _tasks(out, config, seed)
@@ -239,4 +247,6 @@ def build_world(
     manifest = _manifest(config, seed, results, splits)
     write_json(out / MANIFEST_FILE, manifest)
     (out / BUILD_MARKER).unlink()
+    if qa:
+        build_qa(out, config, seed)
     return manifest
