@@ -1,0 +1,199 @@
+"""One fusion model for VQA, SNLI-VE and VCR: a compact single-stream transformer.
+
+Choice: a single-stream encoder (VisualBERT / the CLIP-ViL paper's V&L model, shrunk). The
+text tokens (a word embedding over a word vocabulary built from the training text, see
+:mod:`vqa_ve.datasets`) and the image tokens (the CLIP grid cells of
+``clipvil features --images --grid``, or the pooled vector as one token) are projected to
+one width ``d``, given a position embedding (word position; grid-cell index, which is the
+2-D position of a row-major grid) and a segment embedding (first text, second text,
+image), and run through a few pre-norm transformer layers; the first token (``<BOS>``,
+used as [CLS]) pooled after a final LayerNorm feeds the task's head. Why single-stream:
+one stack with cross-modal attention in every layer is the simplest model where the CLIP
+features matter (a two-tower late fusion would only see the pooled vector), and at the
+small defaults (d=64, 2 layers) it trains on 2 CPU cores.
+
+Heads (one per model, chosen by :attr:`QAModelConfig.task`):
+
+- ``vqa``: ``num_answers`` logits, binary cross entropy against the soft scores of
+  :class:`~vqa_ve.data.vqa.AnswerVocabulary` (summed over answers as LXMERT / CLIP-ViL);
+- ``snli-ve``: 3 logits (entailment, neutral, contradiction), cross entropy;
+- ``vcr``: one score per (context, choice) sequence; the 4 scores of a question go through
+  a 4-way cross entropy (Q->A and QA->R alike, r2c's formulation).
+
+Losses come back by name (``{"task_loss": ...}``) so a distillation term can join them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from envs.tokenizer import PAD_ID, Tokenizer
+from vln_agent.training.checkpoint import load_model
+
+#: The tasks (and the checkpoint's heads).
+TASKS = ("vqa", "snli-ve", "vcr")
+#: SNLI-VE's labels (entailment, neutral, contradiction).
+NUM_ENTAILMENT_LABELS = 3
+#: Segment ids: the first text, the second text (a VCR choice), the image.
+TEXT_SEGMENT, CHOICE_SEGMENT, IMAGE_SEGMENT = 0, 1, 2
+NUM_SEGMENTS = 3
+#: The checkpoint kind of every QA model.
+QA_KIND = "qa"
+
+
+@dataclass(frozen=True)
+class QAModelConfig:
+    """Architecture of the fusion model (sizes from the data are filled in by the trainer)."""
+
+    #: Which head: ``vqa``, ``snli-ve`` or ``vcr`` (set from the run's task).
+    task: str = field(default="vqa", metadata={"derived": True})
+    #: Word vocabulary size (the tokenizer's).
+    vocab_size: int = field(default=0, metadata={"derived": True})
+    #: Answers of the VQA head (0 for the other tasks).
+    num_answers: int = field(default=0, metadata={"derived": True})
+    #: Channels of one image token and image tokens per image (grid cells, or 1: pooled).
+    feature_dim: int = field(default=0, metadata={"derived": True})
+    num_regions: int = field(default=0, metadata={"derived": True})
+    #: Text tokens per sequence (longer texts are cut, ending with <EOS>).
+    max_text_length: int = 40
+    #: Width of the transformer.
+    hidden_size: int = 64
+    #: Transformer layers and attention heads.
+    num_layers: int = 2
+    num_heads: int = 4
+    #: Dropout inside the transformer and on the embeddings.
+    dropout: float = 0.1
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def num_outputs(self) -> int:
+        """Logits per sequence."""
+        if self.task == "vqa":
+            return self.num_answers
+        return NUM_ENTAILMENT_LABELS if self.task == "snli-ve" else 1
+
+
+@dataclass(frozen=True)
+class QABatch:
+    """Model inputs: ``tokens``/``segments`` ``[B, L]`` (VCR ``[B, 4, L]``), ``image``
+    ``[B, R, F]``, ``target`` (VQA soft scores ``[B, A]``; class ids ``[B]``; None unlabelled)."""
+
+    tokens: torch.Tensor
+    segments: torch.Tensor
+    image: torch.Tensor
+    target: torch.Tensor | None = None
+
+    def to(self, device: torch.device | str) -> QABatch:
+        target = None if self.target is None else self.target.to(device)
+        return QABatch(
+            self.tokens.to(device), self.segments.to(device), self.image.to(device), target
+        )
+
+
+class QAFusionModel(nn.Module):
+    """Single-stream transformer over text + image tokens with one task head."""
+
+    def __init__(self, config: QAModelConfig) -> None:
+        super().__init__()
+        if config.task not in TASKS:
+            raise ValueError(f"task {config.task!r}, expected one of {TASKS}")
+        if min(config.vocab_size, config.feature_dim, config.num_regions, config.num_outputs) < 1:
+            raise ValueError("vocab_size, feature_dim, num_regions and the outputs must be >= 1")
+        self.config = config
+        width = config.hidden_size
+        self.word_embedding = nn.Embedding(config.vocab_size, width, padding_idx=PAD_ID)
+        self.text_position = nn.Embedding(config.max_text_length, width)
+        self.image_projection = nn.Sequential(
+            nn.LayerNorm(config.feature_dim), nn.Linear(config.feature_dim, width)
+        )
+        self.image_position = nn.Embedding(config.num_regions, width)
+        self.segment_embedding = nn.Embedding(NUM_SEGMENTS, width)
+        self.embedding_norm = nn.LayerNorm(width)
+        self.drop = nn.Dropout(config.dropout)
+        layer = nn.TransformerEncoderLayer(
+            width,
+            config.num_heads,
+            4 * width,
+            config.dropout,
+            activation="gelu",
+            batch_first=True,
+            norm_first=True,
+        )
+        self.encoder = nn.TransformerEncoder(layer, config.num_layers, enable_nested_tensor=False)
+        self.final_norm = nn.LayerNorm(width)
+        self.head = nn.Sequential(
+            nn.Linear(width, width), nn.GELU(), nn.Linear(width, config.num_outputs)
+        )
+
+    def encode(
+        self, tokens: torch.Tensor, segments: torch.Tensor, image: torch.Tensor
+    ) -> torch.Tensor:
+        """The pooled [CLS] ``[N, d]`` of ``tokens`` / ``segments`` ``[N, L]`` and
+        ``image`` ``[N, R, F]``."""
+        length, regions = tokens.shape[1], image.shape[1]
+        positions = torch.arange(length, device=tokens.device)  # [L]
+        text = (
+            self.word_embedding(tokens)  # [N, L, d]
+            + self.text_position(positions)[None]  # [1, L, d]
+            + self.segment_embedding(segments)  # [N, L, d]
+        )
+        cells = torch.arange(regions, device=image.device)  # [R]
+        visual = (
+            self.image_projection(image)  # [N, R, d]
+            + self.image_position(cells)[None]  # [1, R, d]
+            + self.segment_embedding.weight[IMAGE_SEGMENT]  # [d]
+        )
+        hidden = self.drop(self.embedding_norm(torch.cat([text, visual], dim=1)))  # [N, L+R, d]
+        padding = torch.cat(
+            [tokens == PAD_ID, torch.zeros_like(image[..., 0], dtype=torch.bool)], dim=1
+        )  # [N, L+R]
+        hidden = self.encoder(hidden, src_key_padding_mask=padding)  # [N, L+R, d]
+        return self.final_norm(hidden[:, 0])  # [N, d]
+
+    def forward(self, batch: QABatch) -> torch.Tensor:
+        """Logits: VQA ``[B, A]``, SNLI-VE ``[B, 3]``, VCR ``[B, 4]`` (one per choice)."""
+        if self.config.task != "vcr":
+            return self.head(self.encode(batch.tokens, batch.segments, batch.image))  # [B, K]
+        size, choices, length = batch.tokens.shape
+        image = batch.image.repeat_interleave(choices, dim=0)  # [B*4, R, F]
+        pooled = self.encode(
+            batch.tokens.reshape(size * choices, length),  # [B*4, L]
+            batch.segments.reshape(size * choices, length),  # [B*4, L]
+            image,
+        )  # [B*4, d]
+        return self.head(pooled).reshape(size, choices)  # [B, 4]
+
+    def losses(self, batch: QABatch) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """``{"task_loss": ...}`` of a labelled batch, and the logits."""
+        if batch.target is None:
+            raise ValueError("a batch without targets has no loss")
+        logits = self(batch)
+        if self.config.task == "vqa":
+            loss = F.binary_cross_entropy_with_logits(logits, batch.target) * logits.shape[1]
+        else:
+            loss = F.cross_entropy(logits, batch.target)
+        return {"task_loss": loss}, logits
+
+
+def load_qa_model(
+    path: str | os.PathLike[str],
+) -> tuple[QAFusionModel, Tokenizer, dict[str, Any]]:
+    """A trained QA model (``kind: qa`` checkpoint) in eval mode, its word tokenizer and the
+    payload (``extra["answers"]``: the VQA answer vocabulary); bad files are one-line
+    :class:`~envs.errors.DataError`."""
+    tokenizers: list[Tokenizer] = []
+
+    def build(payload: dict[str, Any]) -> QAFusionModel:
+        tokenizers.append(Tokenizer(payload["vocabulary"]))
+        return QAFusionModel(QAModelConfig(**payload["model_config"]))
+
+    model, payload = load_model(path, QA_KIND, build)
+    return model, tokenizers[0], payload
