@@ -7,6 +7,8 @@
     DIR/qa/vqa/{subtype}/COCO_{subtype}_{image_id:012d}.jpg
     DIR/qa/snli_ve/snli_ve_{split}.jsonl
     DIR/qa/snli_ve/images/{image_id}.jpg
+    DIR/qa/vcr/{split}.jsonl
+    DIR/qa/vcr/vcr1images/synthetic_{scan}/{image_id:012d}.{jpg,json}
     DIR/qa/images.json               (image_id -> split, scan, viewpoint, view_index)
     DIR/qa/manifest.json             (written last: a directory with it is complete)
 
@@ -29,10 +31,11 @@ from pathlib import Path
 
 import numpy as np
 
+from envs.constants import R2R_IMAGE_HEIGHT, R2R_IMAGE_WIDTH
 from envs.fileio import atomic_write, read_json, write_json
 from envs.synthetic.language import captions_for_view
 from envs.synthetic.presets import WorldPreset
-from envs.synthetic.qa import snli_ve, vqa
+from envs.synthetic.qa import snli_ve, vcr, vqa
 from envs.synthetic.qa.views import QAView, choose_views, render_jpegs
 from envs.synthetic.scene import scene_path
 
@@ -76,6 +79,19 @@ def snli_ve_file(qa_dir: Path, split: str) -> Path:
 
 def snli_ve_images(qa_dir: Path) -> Path:
     return qa_dir / "snli_ve" / "images"
+
+
+def vcr_file(qa_dir: Path, split: str) -> Path:
+    return qa_dir / "vcr" / f"{split}.jsonl"
+
+
+def vcr_images(qa_dir: Path) -> Path:
+    return qa_dir / "vcr" / "vcr1images"
+
+
+def vcr_image_stem(scan: str, image_id: int) -> str:
+    """``img_fn`` without its suffix (relative to ``vcr1images/``)."""
+    return f"synthetic_{scan}/{image_id:012d}"
 
 
 def shift_appearance(image: np.ndarray) -> np.ndarray:
@@ -136,6 +152,36 @@ def _snli_split(views, captions, image_ids, rng) -> list[dict]:
     return snli_ve.balance(items, rng)
 
 
+def _vcr_split(views, image_ids, rng, split: str) -> list[dict]:
+    drafts = []
+    for view, image_id in zip(views, image_ids, strict=True):
+        drafts += [(view, image_id, item) for item in vcr.view_items(view, rng)]
+    answers = [item["answer"] for _, _, item in drafts]
+    rationales = [item["rationale"] for _, _, item in drafts]
+    records = []
+    for view, image_id, item in drafts:
+        n = len(view.objects)
+        a = vcr.choices(item, answers, vcr.answer_tokens, n, item["answer"], rng)
+        r = vcr.choices(item, rationales, vcr.rationale_tokens, n, item["rationale"], rng)
+        if a is None or r is None:
+            continue
+        stem = vcr_image_stem(view.scan, image_id)
+        records.append(
+            {
+                "objects": [o.category for o in view.objects],
+                "img_fn": f"{stem}.jpg",
+                "metadata_fn": f"{stem}.json",
+                "question": item["question"],
+                "answer_choices": a[0],
+                "answer_label": a[1],
+                "rationale_choices": r[0],
+                "rationale_label": r[1],
+                "annot_id": f"{split}-{len(records)}",
+            }
+        )
+    return records
+
+
 def build_qa(data_dir: str | os.PathLike[str], preset: WorldPreset, seed: int) -> dict:
     """Write ``DIR/qa/`` for the finished world in ``data_dir``; return the QA manifest.
 
@@ -183,14 +229,22 @@ def build_qa(data_dir: str | os.PathLike[str], preset: WorldPreset, seed: int) -
         with atomic_write(snli_ve_file(qa_dir, snli_split)) as f:
             for n, pair in enumerate(pairs):
                 f.write(json.dumps(snli_ve.record(pair, pair["image_id"], n)) + "\n")
-        for image_id, jpeg in zip(image_ids, jpegs, strict=True):
+        vcr_items = _vcr_split(views, image_ids, qa_rng, split)
+        with atomic_write(vcr_file(qa_dir, split)) as f:
+            f.writelines(json.dumps(record) + "\n" for record in vcr_items)
+        for view, image_id, jpeg in zip(views, image_ids, jpegs, strict=True):
             _write_bytes(image_dir / f"COCO_{subtype}_{image_id:012d}.jpg", jpeg)
             _write_bytes(snli_ve_images(qa_dir) / f"{image_id}.jpg", jpeg)
+            stem = vcr_images(qa_dir) / vcr_image_stem(view.scan, image_id)
+            _write_bytes(stem.with_suffix(".jpg"), jpeg)
+            meta = vcr.metadata(view, R2R_IMAGE_WIDTH, R2R_IMAGE_HEIGHT)
+            write_json(stem.with_suffix(".json"), meta, indent=None)
         counts[split] = {
             "houses": len(scans),
             "images": len(views),
             "vqa_questions": len(items),
             "snli_ve_pairs": len(pairs),
+            "vcr_items": len(vcr_items),
         }
     write_json(qa_dir / QA_IMAGES, sources, indent=None)
     manifest = {**identity, "splits": {s: list(v) for s, v in QA_SPLITS.items()}, "counts": counts}
