@@ -1,0 +1,247 @@
+"""Train the QA fusion model (``clipvil train-qa``) on VQA v2, SNLI-VE or VCR.
+
+A thin :class:`~vln_agent.training.Trainer`: batches of the training split (a seeded
+``fraction`` of it for low-shot runs), the head's ``task_loss`` (AdamW), and evaluation on
+the validation split with the task's official metric (VQA accuracy, SNLI-VE accuracy, VCR
+Q->A / QA->R / Q->AR); ``best.pt`` is chosen by VQA / SNLI-VE accuracy or VCR Q->AR.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from envs.errors import DataError
+from envs.tokenizer import Tokenizer
+from vln_agent.extract_images import open_image_features
+from vln_agent.training.distributed import DEVICES, DistributedContext
+from vln_agent.training.settings import load_settings
+from vln_agent.training.trainer import Trainer
+from vqa_ve.data.vqa import VQA_ANSWER_VOCABULARY_SIZE, AnswerVocabulary, build_answer_vocabulary
+from vqa_ve.datasets import (
+    EVAL_SPLITS,
+    TRAIN_SPLITS,
+    EpochSampler,
+    QASplit,
+    check_features,
+    collate,
+    image_shape,
+    load_split,
+    split_texts,
+    subset,
+    training_examples,
+    vcr_eval_examples,
+    vqa_example,
+)
+from vqa_ve.models.fusion import QA_KIND, TASKS, QAFusionModel, QAModelConfig
+from vqa_ve.training.evaluation import PERCENT, predict, score
+
+#: Settings that choose the training examples: a resumed run must keep them.
+DATA_SETTINGS = ("task", "fraction", "fraction_seed", "max_answers", "min_word_count")
+#: The shipped recipes (``--config NAME`` reads ``NAME.json`` here).
+QA_RECIPE_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+
+@dataclass(frozen=True)
+class QATrainConfig:
+    """Settings of a QA training run (small defaults: minutes on 2 CPU cores)."""
+
+    #: The task: ``vqa``, ``snli-ve`` or ``vcr`` (its head, data folder and metric).
+    task: str = field(default="vqa", metadata={"choices": TASKS})
+    #: Fraction of the training split kept (seeded subset; the low-shot protocol).
+    fraction: float = 1.0
+    #: Seed of that subset (kept apart from ``seed``: a seed study keeps the same subset).
+    fraction_seed: int = 0
+    #: Optimizer steps.
+    iterations: int = 300
+    #: Global batch size (split across processes under torchrun).
+    batch_size: int = 32
+    #: AdamW learning rate (a resumed run takes this one) and weight decay.
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.01
+    #: Gradients are clipped to this global norm.
+    grad_clip: float = 1.0
+    #: VQA: answers kept (the most frequent of the kept training annotations).
+    max_answers: int = VQA_ANSWER_VOCABULARY_SIZE
+    #: Words seen fewer times in the training text become <UNK>.
+    min_word_count: int = 1
+    #: Evaluate (and save) every this many iterations.
+    eval_every: int = 100
+    #: Evaluate on the first this many questions of the validation split (0: all).
+    eval_limit: int = 0
+    #: Log the training loss every this many iterations.
+    log_every: int = 10
+    #: Random seed (initialisation, batches, dropout).
+    seed: int = 0
+    #: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
+    device: str = field(default="auto", metadata={"choices": DEVICES})
+    #: The fusion model's architecture (vocabulary and feature sizes come from the data).
+    model: QAModelConfig = QAModelConfig()
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"task {self.task!r}, expected one of {TASKS}")
+        if not 0.0 < self.fraction <= 1.0:
+            raise ValueError(f"fraction {self.fraction} must be in (0, 1]")
+        if self.eval_limit < 0 or self.max_answers < 1:
+            raise ValueError("eval_limit must be >= 0 and max_answers >= 1")
+
+
+def qa_recipe_path(name_or_path: str | os.PathLike[str] | None) -> Path | None:
+    """A ``--config`` value as a file: an existing path, or a shipped recipe's name."""
+    if name_or_path is None:
+        return None
+    path = Path(name_or_path)
+    if path.exists():
+        return path
+    shipped = QA_RECIPE_DIR / (path.name if path.suffix == ".json" else f"{path.name}.json")
+    return shipped if shipped.is_file() else path
+
+
+def load_qa_train_config(path: str | os.PathLike[str] | None, **overrides: Any) -> QATrainConfig:
+    """Settings from a JSON recipe, then ``overrides`` (flat: architecture fields go to
+    ``model``); unknown keys and wrong types are one-line errors."""
+    return load_settings(QATrainConfig, path, "QA training", **overrides)
+
+
+def limited(split: QASplit, limit: int) -> QASplit:
+    """The first ``limit`` records of ``split`` (all when 0)."""
+    return dataclasses.replace(split, records=split.records[:limit]) if limit else split
+
+
+class QATrainer(Trainer):
+    """One QA fusion model trained on one task."""
+
+    kind = QA_KIND
+
+    def __init__(
+        self,
+        data_dir: str | os.PathLike[str],
+        features: str | os.PathLike[str],
+        out_dir: str | os.PathLike[str],
+        config: QATrainConfig,
+        context: DistributedContext | None = None,
+        resume: bool = False,
+    ) -> None:
+        super().__init__(out_dir, config, context)
+        self.features_path = Path(features)
+        self.features = open_image_features(self.features_path)
+        task = config.task
+        train = load_split(task, data_dir, TRAIN_SPLITS[task])
+        train = dataclasses.replace(
+            train, records=subset(train.records, config.fraction, config.fraction_seed)
+        )
+        self.answers: AnswerVocabulary | None = None
+        if task == "vqa":
+            annotations = [record.annotation for record in train.records]
+            self.answers = build_answer_vocabulary(annotations, config.max_answers)
+        self.tokenizer = Tokenizer.from_texts(split_texts(train), config.min_word_count)
+        self.train_examples = training_examples(train, self.answers)
+        check_features(self.features, self.train_examples, train.path)
+        self.eval_split = limited(load_split(task, data_dir, EVAL_SPLITS[task]), config.eval_limit)
+        check_features(self.features, self.eval_examples(), self.eval_split.path)
+        cells, channels = image_shape(self.features)
+        self.model_config = dataclasses.replace(
+            config.model,
+            task=task,
+            vocab_size=len(self.tokenizer),
+            num_answers=len(self.answers) if self.answers else 0,
+            feature_dim=channels,
+            num_regions=cells,
+        )
+        model = QAFusionModel(self.model_config).to(self.device)
+        optimizer = torch.optim.AdamW(
+            model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+        )
+        self.attach(model, optimizer)
+        self.local_slice(config.batch_size)  # validates divisibility
+        self.sampler = EpochSampler(len(self.train_examples), config.batch_size, config.seed)
+        if resume:
+            self.resume()
+
+    def eval_examples(self) -> list[Any]:
+        """The examples evaluation reads (their images must have features)."""
+        split = self.eval_split
+        if split.task == "vqa":
+            return [vqa_example(record, split.subtype, None) for record in split.records]
+        if split.task == "vcr":
+            return [e for item in split.records for e in vcr_eval_examples(item)]
+        return training_examples(split)
+
+    @property
+    def select_metric(self) -> str:
+        name = "q2ar" if self.config.task == "vcr" else "accuracy"
+        return f"{self.eval_split.split}/{name}"
+
+    def train_step(self) -> dict[str, float]:
+        self.model.train()
+        indices = self.sampler.next_batch()[self.local_slice(self.config.batch_size)]
+        batch = collate(
+            [self.train_examples[i] for i in indices],
+            self.tokenizer,
+            self.features,
+            self.model_config.max_text_length,
+            self.model_config.num_answers,
+        ).to(self.device)
+        parts, logits = self.model.losses(batch)
+        self.optimize(parts)
+        best = logits.detach().argmax(dim=1)  # [B]
+        if self.config.task == "vqa":
+            credit = batch.target.gather(1, best[:, None]).squeeze(1)  # [B]: soft score
+        else:
+            credit = (best == batch.target).float()  # [B]
+        stats = {name: float(value.detach()) for name, value in parts.items()}
+        stats["accuracy"] = PERCENT * float(credit.mean())
+        return stats
+
+    def evaluate(self) -> dict[str, dict[str, float]]:
+        predictions = predict(
+            self.model,
+            self.eval_split,
+            self.tokenizer,
+            self.features,
+            self.answers,
+            self.config.batch_size,
+            self.device,
+        )
+        return {self.eval_split.split: score(self.eval_split, predictions)}
+
+    def model_payload(self) -> dict[str, Any]:
+        attrs = self.features.attrs
+        return {
+            "model_config": self.model_config.to_dict(),
+            "state_dict": self.model.state_dict(),
+            "vocabulary": list(self.tokenizer.vocab),
+            "extra": {
+                "task": self.config.task,
+                "answers": list(self.answers.answers) if self.answers else [],
+                "features": str(self.features_path),
+                "feature_model": str(attrs.get("model_name", "")),
+                "feature_layout": str(self.features.layout),
+            },
+        }
+
+    def run_state(self) -> dict[str, Any]:
+        return {"sampler": self.sampler.state_dict()}
+
+    def load_run_state(self, state: dict[str, Any]) -> None:
+        self.sampler.load_state_dict(state["sampler"])
+
+    def check_resumable(self, payload: dict[str, Any], path: Path) -> None:
+        if payload["model_config"] != self.model_config.to_dict():
+            raise DataError(path, "was trained with another model, task, vocabulary or features")
+        trained = payload.get("train_config") or {}
+        for name in DATA_SETTINGS:
+            if trained.get(name) != getattr(self.config, name):
+                raise DataError(
+                    path,
+                    f"was trained on other data: {name} {trained.get(name)!r}, "
+                    f"this run {getattr(self.config, name)!r}",
+                )
+        if payload.get("vocabulary") != list(self.tokenizer.vocab):
+            raise DataError(path, "was trained on another word vocabulary")
