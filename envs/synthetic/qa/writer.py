@@ -1,4 +1,4 @@
-"""``build_qa``: write a world's QA data under ``DIR/qa/`` in the released layouts.
+"""``build_qa``: a world's VQA v2, SNLI-VE and VCR data under ``DIR/qa/``, released layouts.
 
 ::
 
@@ -182,6 +182,31 @@ def _vcr_split(views, image_ids, rng, split: str) -> list[dict]:
     return records
 
 
+def _write_split(qa_dir: Path, split: str, views, captions, image_ids, jpegs, rng) -> dict:
+    """Write one split of the three datasets and its images; return its counts."""
+    _, subtype, snli_split = QA_SPLITS[split]
+    questions, annotations, image_dir = vqa_files(qa_dir, subtype)
+    items = _vqa_split(views, image_ids, rng)
+    q_file, a_file = vqa.records(items, subtype)
+    write_json(questions, q_file, indent=None)
+    write_json(annotations, a_file, indent=None)
+    pairs = _snli_split(views, captions, image_ids, rng)
+    with atomic_write(snli_ve_file(qa_dir, snli_split)) as f:
+        for n, pair in enumerate(pairs):
+            f.write(json.dumps(snli_ve.record(pair, pair["image_id"], n)) + "\n")
+    vcr_items = _vcr_split(views, image_ids, rng, split)
+    with atomic_write(vcr_file(qa_dir, split)) as f:
+        f.writelines(json.dumps(record) + "\n" for record in vcr_items)
+    for view, image_id, jpeg in zip(views, image_ids, jpegs, strict=True):
+        _write_bytes(image_dir / f"COCO_{subtype}_{image_id:012d}.jpg", jpeg)
+        _write_bytes(snli_ve_images(qa_dir) / f"{image_id}.jpg", jpeg)
+        stem = vcr_images(qa_dir) / vcr_image_stem(view.scan, image_id)
+        _write_bytes(stem.with_suffix(".jpg"), jpeg)
+        meta = vcr.metadata(view, R2R_IMAGE_WIDTH, R2R_IMAGE_HEIGHT)
+        write_json(stem.with_suffix(".json"), meta, indent=None)
+    return {"vqa_questions": len(items), "snli_ve_pairs": len(pairs), "vcr_items": len(vcr_items)}
+
+
 def build_qa(data_dir: str | os.PathLike[str], preset: WorldPreset, seed: int) -> dict:
     """Write ``DIR/qa/`` for the finished world in ``data_dir``; return the QA manifest.
 
@@ -202,7 +227,7 @@ def build_qa(data_dir: str | os.PathLike[str], preset: WorldPreset, seed: int) -
     next_id = 1
     cache: dict[str, tuple] = {}
     sources: list[dict] = []
-    for split_index, (split, (r2r_split, subtype, snli_split)) in enumerate(QA_SPLITS.items()):
+    for split_index, (split, (r2r_split, _, _)) in enumerate(QA_SPLITS.items()):
         scans = _split_scans(data_dir, r2r_split)
         if r2r_split not in cache:
             cache[r2r_split] = _split_views(data_dir, scans, split_index, seed, per_house)
@@ -220,31 +245,10 @@ def build_qa(data_dir: str | os.PathLike[str], preset: WorldPreset, seed: int) -
         qa_rng = np.random.default_rng(
             [seed, QA_STREAM, 2 * len(QA_SPLITS), int(r2r_split == "train")]
         )
-        questions, annotations, image_dir = vqa_files(qa_dir, subtype)
-        items = _vqa_split(views, image_ids, qa_rng)
-        q_file, a_file = vqa.records(items, subtype)
-        write_json(questions, q_file, indent=None)
-        write_json(annotations, a_file, indent=None)
-        pairs = _snli_split(views, captions, image_ids, qa_rng)
-        with atomic_write(snli_ve_file(qa_dir, snli_split)) as f:
-            for n, pair in enumerate(pairs):
-                f.write(json.dumps(snli_ve.record(pair, pair["image_id"], n)) + "\n")
-        vcr_items = _vcr_split(views, image_ids, qa_rng, split)
-        with atomic_write(vcr_file(qa_dir, split)) as f:
-            f.writelines(json.dumps(record) + "\n" for record in vcr_items)
-        for view, image_id, jpeg in zip(views, image_ids, jpegs, strict=True):
-            _write_bytes(image_dir / f"COCO_{subtype}_{image_id:012d}.jpg", jpeg)
-            _write_bytes(snli_ve_images(qa_dir) / f"{image_id}.jpg", jpeg)
-            stem = vcr_images(qa_dir) / vcr_image_stem(view.scan, image_id)
-            _write_bytes(stem.with_suffix(".jpg"), jpeg)
-            meta = vcr.metadata(view, R2R_IMAGE_WIDTH, R2R_IMAGE_HEIGHT)
-            write_json(stem.with_suffix(".json"), meta, indent=None)
         counts[split] = {
             "houses": len(scans),
             "images": len(views),
-            "vqa_questions": len(items),
-            "snli_ve_pairs": len(pairs),
-            "vcr_items": len(vcr_items),
+            **_write_split(qa_dir, split, views, captions, image_ids, jpegs, qa_rng),
         }
     write_json(qa_dir / QA_IMAGES, sources, indent=None)
     manifest = {**identity, "splits": {s: list(v) for s, v in QA_SPLITS.items()}, "counts": counts}
