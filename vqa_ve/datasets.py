@@ -93,6 +93,15 @@ class QASplit:
     #: VQA: the questions' ``data_subtype`` (image names); "" otherwise.
     subtype: str = ""
 
+    @property
+    def labelled(self) -> bool:
+        """Whether the official metric can score this split (SNLI-VE files are labelled)."""
+        if self.task == "vqa":
+            return all(record.annotation is not None for record in self.records)
+        if self.task == "vcr":
+            return all(item.answer_label is not None for item in self.records)
+        return True
+
 
 def split_path(task: str, data_dir: str | os.PathLike[str], split: str) -> Path:
     """The file a split is read from (VQA: the questions file)."""
@@ -108,18 +117,24 @@ def vqa_annotations_path(data_dir: str | os.PathLike[str], split: str) -> Path:
     return Path(data_dir) / TASK_DIRS["vqa"] / f"v2_mscoco_{split}_annotations.json"
 
 
-def load_split(task: str, data_dir: str | os.PathLike[str], split: str) -> QASplit:
-    """Read a labelled split of ``task`` from the layout above (one-line errors)."""
+def load_split(
+    task: str, data_dir: str | os.PathLike[str], split: str, require_labels: bool = True
+) -> QASplit:
+    """Read a split of ``task`` from the layout above (one-line errors). Without
+    ``require_labels``, a VQA split without its annotations file (test) and unlabelled VCR
+    items are read too (predictions only: see :attr:`QASplit.labelled`)."""
     path = split_path(task, data_dir, split)
     if task == "vqa":
         questions = load_vqa_questions(path)
         annotations_path = vqa_annotations_path(data_dir, split)
+        if not require_labels and not annotations_path.exists():
+            return QASplit(task, split, path, join_vqa(questions, None), questions.data_subtype)
         annotations = load_vqa_annotations(annotations_path)
         records = join_vqa(questions, annotations, annotations_path)
         return QASplit(task, split, path, records, questions.data_subtype)
     if task == "snli-ve":
         return QASplit(task, split, path, load_snli_ve(path).examples)
-    return QASplit(task, split, path, load_vcr(path, require_labels=True))
+    return QASplit(task, split, path, load_vcr(path, require_labels=require_labels))
 
 
 def subset(records: Sequence[Any], fraction: float, seed: int) -> tuple[Any, ...]:
@@ -172,6 +187,15 @@ def vqa_example(record: Any, subtype: str, answers: AnswerVocabulary | None) -> 
     if answers is not None and record.annotation is not None:
         scores = tuple(sorted(answers.targets(record.annotation).items()))
     return QAExample(str(question.question_id), image_id, ((question.question, ""),), None, scores)
+
+
+def evaluation_examples(split: QASplit) -> list[QAExample]:
+    """What a model is run on to predict a split (VCR: Q->A, then QA->R given each answer)."""
+    if split.task == "vqa":
+        return [vqa_example(record, split.subtype, None) for record in split.records]
+    if split.task == "vcr":
+        return [e for item in split.records for e in vcr_eval_examples(item)]
+    return training_examples(split)
 
 
 def split_texts(split: QASplit) -> list[str]:

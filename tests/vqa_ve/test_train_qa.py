@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from envs.errors import DataError
-from vqa_ve.commands import train_qa
+from vqa_ve.commands import eval_qa, train_qa
 from vqa_ve.data.snli_ve import LABELS, SNLIVEExample, write_snli_ve
 from vqa_ve.data.vcr import VCRItem, write_vcr
 from vqa_ve.data.vqa import (
@@ -263,3 +263,70 @@ def test_resuming_with_another_architecture_is_refused(qa_data, tmp_path) -> Non
     with pytest.raises(DataError, match="other data") as err:
         QATrainer(root, features, tmp_path, config("snli-ve", fraction=0.5), resume=True)
     assert "fraction 1.0, this run 0.5" in str(err.value)
+
+
+def run_eval(*argv: str) -> int:
+    parser = argparse.ArgumentParser()
+    eval_qa.configure(parser)
+    return eval_qa.run(parser.parse_args(list(argv)))
+
+
+@pytest.mark.parametrize(
+    ("task", "prediction_file"),
+    [("vqa", "results.json"), ("snli-ve", "predictions.jsonl"), ("vcr", "leaderboard.csv")],
+)
+def test_eval_qa_writes_the_official_file_and_the_run_s_metrics(
+    qa_data, tmp_path, task, prediction_file
+) -> None:
+    root, features = qa_data
+    trainer = QATrainer(root, features, tmp_path / "run", config(task, iterations=4, eval_every=4))
+    best = trainer.train(progress=False)
+    out = tmp_path / "eval"
+    flags = ["--data", str(root), "--features", str(features), "--out", str(out)]
+    assert run_eval("--checkpoint", str(tmp_path / "run" / "best.pt"), *flags) == 0
+    assert (out / prediction_file).is_file()
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["split"] == EVAL_SPLITS[task]
+    assert metrics[trainer.select_metric.split("/")[1]] == best[trainer.select_metric]
+    if task == "vcr":
+        rows = (out / prediction_file).read_text().splitlines()
+        assert len(rows) == 1 + IMAGES and len(rows[0].split(",")) == 1 + 4 + 16
+
+
+def test_eval_qa_refuses_another_task_and_other_features(qa_data, tmp_path) -> None:
+    root, features = qa_data
+    QATrainer(root, features, tmp_path / "run", config("snli-ve", iterations=1)).train(
+        progress=False
+    )
+    checkpoint = str(tmp_path / "run" / "latest.pt")
+    flags = ["--data", str(root), "--out", str(tmp_path / "eval")]
+    with pytest.raises(DataError, match="is a snli-ve model, not vqa"):
+        run_eval("--checkpoint", checkpoint, "--task", "vqa", "--features", str(features), *flags)
+    pooled = tmp_path / "pooled.h5"
+    with h5py.File(pooled, "w") as f:
+        f.attrs.update(layout="image-pooled", feature_dim=POOLED_DIM)
+    with pytest.raises(DataError, match="trained on"):
+        run_eval("--checkpoint", checkpoint, "--features", str(pooled), *flags)
+    assert not (tmp_path / "eval").exists()
+
+
+def test_eval_qa_on_an_unlabelled_split_writes_predictions_only(qa_data, tmp_path) -> None:
+    root, features = qa_data
+    QATrainer(root, features, tmp_path / "run", config("vqa", iterations=1)).train(progress=False)
+    data = tmp_path / "data"
+    (data / "vqa").mkdir(parents=True)
+    questions = tuple(VQAQuestion(image, "what color is it?", image) for image in range(IMAGES))
+    header = {"info": {}, "data_type": "mscoco", "data_subtype": "test2015", "license": {}}
+    write_vqa_questions(
+        split_path("vqa", data, "test2015"),
+        VQAQuestionFile(**header, task_type="Open-Ended", questions=questions),
+    )
+    test_features = tmp_path / "test.h5"
+    write_features(test_features, [f"COCO_test2015_{image:012d}" for image in range(IMAGES)])
+    out = tmp_path / "eval"
+    argv = ["--checkpoint", str(tmp_path / "run" / "latest.pt"), "--data", str(data)]
+    argv += ["--features", str(test_features), "--split", "test2015", "--out", str(out)]
+    assert run_eval(*argv) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert [r["question_id"] for r in results] == list(range(IMAGES))
+    assert not (out / "metrics.json").exists()

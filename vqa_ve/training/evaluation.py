@@ -21,14 +21,7 @@ from vqa_ve.data.snli_ve import LABELS, accuracy
 from vqa_ve.data.snli_ve import write_predictions as write_snli_ve_predictions
 from vqa_ve.data.vcr import NUM_CHOICES
 from vqa_ve.data.vqa import AnswerVocabulary, write_vqa_results
-from vqa_ve.datasets import (
-    QAExample,
-    QASplit,
-    collate,
-    training_examples,
-    vcr_eval_examples,
-    vqa_example,
-)
+from vqa_ve.datasets import QAExample, QASplit, collate, evaluation_examples
 from vqa_ve.metrics.vcr import VCRPrediction, vcr_scores, write_vcr_predictions
 from vqa_ve.metrics.vqa import evaluate_vqa
 from vqa_ve.models.fusion import QAFusionModel
@@ -69,19 +62,17 @@ def predict(
 ) -> dict[Any, Any]:
     """Predictions by example id: VQA question_id -> answer, SNLI-VE pairID -> label,
     VCR annot_id -> :class:`VCRPrediction`."""
+    examples = evaluation_examples(split)
+    scores = predict_logits(model, examples, tokenizer, features, batch_size, device)  # [N, K]
     if split.task == "vqa":
         if answers is None:
             raise ValueError("VQA predictions need the answer vocabulary")
-        examples = [vqa_example(record, split.subtype, None) for record in split.records]
-        best = predict_logits(model, examples, tokenizer, features, batch_size, device).argmax(1)
+        best = scores.argmax(1)  # [N]
         return {int(e.key): answers.answers[int(i)] for e, i in zip(examples, best, strict=True)}
     if split.task == "snli-ve":
-        examples = training_examples(split)
-        best = predict_logits(model, examples, tokenizer, features, batch_size, device).argmax(1)
+        best = scores.argmax(1)  # [N]
         return {e.key: LABELS[int(i)] for e, i in zip(examples, best, strict=True)}
     per_item = 1 + NUM_CHOICES  # Q->A, then QA->R given each answer
-    examples = [e for item in split.records for e in vcr_eval_examples(item)]
-    scores = predict_logits(model, examples, tokenizer, features, batch_size, device)
     scores = scores.reshape(len(split.records), per_item, NUM_CHOICES)  # [Q, 5, 4]
     return {
         item.annot_id: VCRPrediction(

@@ -30,13 +30,12 @@ from vqa_ve.datasets import (
     QASplit,
     check_features,
     collate,
+    evaluation_examples,
     image_shape,
     load_split,
     split_texts,
     subset,
     training_examples,
-    vcr_eval_examples,
-    vqa_example,
 )
 from vqa_ve.models.fusion import QA_KIND, TASKS, QAFusionModel, QAModelConfig
 from vqa_ve.training.evaluation import PERCENT, predict, score
@@ -144,7 +143,7 @@ class QATrainer(Trainer):
         self.train_examples = training_examples(train, self.answers)
         check_features(self.features, self.train_examples, train.path)
         self.eval_split = limited(load_split(task, data_dir, EVAL_SPLITS[task]), config.eval_limit)
-        check_features(self.features, self.eval_examples(), self.eval_split.path)
+        check_features(self.features, evaluation_examples(self.eval_split), self.eval_split.path)
         cells, channels = image_shape(self.features)
         self.model_config = dataclasses.replace(
             config.model,
@@ -163,15 +162,6 @@ class QATrainer(Trainer):
         self.sampler = EpochSampler(len(self.train_examples), config.batch_size, config.seed)
         if resume:
             self.resume()
-
-    def eval_examples(self) -> list[Any]:
-        """The examples evaluation reads (their images must have features)."""
-        split = self.eval_split
-        if split.task == "vqa":
-            return [vqa_example(record, split.subtype, None) for record in split.records]
-        if split.task == "vcr":
-            return [e for item in split.records for e in vcr_eval_examples(item)]
-        return training_examples(split)
 
     @property
     def select_metric(self) -> str:
