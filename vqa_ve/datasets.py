@@ -12,7 +12,8 @@ Training reads the ``train`` split (:data:`TRAIN_SPLITS`), evaluation the valida
 
 Image ids are the keys ``clipvil features --images`` writes (the image file's stem): VQA
 ``COCO_{subtype}_{image_id:012d}``, SNLI-VE the Flickr30k id, VCR the stem of ``img_fn``.
-A grid feature file gives ``[h*w, C]`` image tokens, a pooled one a single ``[1, E]`` token.
+A grid feature file gives ``[h*w, C]`` image tokens, a pooled one a single ``[1, E]`` token;
+several files (one per image folder) are read as one (:class:`FeatureFiles`).
 
 Text: a word vocabulary (:class:`envs.tokenizer.Tokenizer`) built from the training text,
 not CLIP's BPE tokenizer: the fusion model learns its own word embedding (CLIP-ViL's V&L
@@ -39,7 +40,7 @@ import torch
 
 from envs.errors import DataError
 from envs.tokenizer import PAD_ID, Tokenizer
-from vln_agent.extract_images import ImageFeatures
+from vln_agent.extract_images import ImageFeatures, open_image_features
 from vqa_ve.data.snli_ve import load_snli_ve
 from vqa_ve.data.vcr import (
     NUM_CHOICES,
@@ -203,20 +204,56 @@ def split_texts(split: QASplit) -> list[str]:
     return [text for e in training_examples(split) for pair in e.texts for text in pair if text]
 
 
-def image_shape(features: ImageFeatures) -> tuple[int, int]:
+class FeatureFiles:
+    """Several image feature files read as one: an image id is read from the first file
+    holding it. ``clipvil features --images`` encodes one folder, and the released images
+    come in several (COCO's ``train2014/`` and ``val2014/``, VCR's one per movie); the
+    files must share their layout and token shape."""
+
+    def __init__(self, paths: Sequence[str | os.PathLike[str]]) -> None:
+        if not paths:
+            raise ValueError("no feature files")
+        self.files = [open_image_features(path) for path in paths]
+        first = self.files[0]
+        for other in self.files[1:]:
+            if other.layout != first.layout or image_shape(other) != image_shape(first):
+                raise DataError(
+                    other.path,
+                    f"{other.layout} features of shape {image_shape(other)} differ from "
+                    f"{first.path}'s {first.layout} {image_shape(first)}",
+                )
+        self.path, self.attrs, self.layout = first.path, first.attrs, first.layout
+        self.grid_shape, self.feature_dim = first.grid_shape, first.feature_dim
+
+    def __contains__(self, image_id: object) -> bool:
+        return any(image_id in features for features in self.files)
+
+    def __getitem__(self, image_id: str) -> np.ndarray:
+        """``[h*w, C]`` (grid files) or ``[E]`` (pooled files) of ``image_id``."""
+        for features in self.files:
+            if image_id in features:
+                return features[image_id]
+        raise DataError(self.path, f"no features for image {image_id} in {len(self.files)} files")
+
+
+def image_shape(features: ImageFeatures | FeatureFiles) -> tuple[int, int]:
     """``(tokens, channels)`` of one image: the grid's ``[h*w, C]`` or pooled ``[1, E]``."""
     if features.grid_shape is not None:
         return features.grid_shape
     return 1, features.feature_dim
 
 
-def check_features(features: ImageFeatures, examples: Sequence[QAExample], source: Path) -> None:
+def check_features(
+    features: ImageFeatures | FeatureFiles, examples: Sequence[QAExample], source: Path
+) -> None:
     """Fail fast (one line) when an example's image has no features in the file."""
     for example in examples:
         if example.image_id not in features:
+            files = len(getattr(features, "files", [features]))
             raise DataError(
                 features.path,
-                f"no features for image {example.image_id} (example {example.key} of {source})",
+                f"no features for image {example.image_id} (example {example.key} of "
+                f"{source}){f' in any of {files} files' if files > 1 else ''}",
             )
 
 
@@ -237,7 +274,7 @@ def encode_pair(
 def collate(
     examples: Sequence[QAExample],
     tokenizer: Tokenizer,
-    features: ImageFeatures,
+    features: ImageFeatures | FeatureFiles,
     max_length: int,
     num_answers: int = 0,
 ) -> QABatch:

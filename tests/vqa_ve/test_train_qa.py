@@ -330,3 +330,20 @@ def test_eval_qa_on_an_unlabelled_split_writes_predictions_only(qa_data, tmp_pat
     results = json.loads((out / "results.json").read_text())
     assert [r["question_id"] for r in results] == list(range(IMAGES))
     assert not (out / "metrics.json").exists()
+
+
+def test_features_of_several_folders_are_read_as_one(qa_data, tmp_path) -> None:
+    root, _ = qa_data
+    train_file, val_file = tmp_path / "train2014.h5", tmp_path / "val2014.h5"
+    write_features(train_file, [f"COCO_train2014_{image:012d}" for image in range(IMAGES)])
+    write_features(val_file, [f"COCO_val2014_{image:012d}" for image in range(IMAGES)])
+    settings = config("vqa", iterations=2, eval_every=2)
+    with pytest.raises(DataError, match="no features for image COCO_val2014_000000000000"):
+        QATrainer(root, train_file, tmp_path / "one", settings)
+    best = QATrainer(root, [train_file, val_file], tmp_path / "two", settings).train(progress=False)
+    assert "val2014/accuracy" in best
+    pooled = tmp_path / "pooled.h5"
+    with h5py.File(pooled, "w") as f:
+        f.attrs.update(layout="image-pooled", feature_dim=POOLED_DIM)
+    with pytest.raises(DataError, match="differ from"):
+        QATrainer(root, [train_file, pooled], tmp_path / "three", settings)

@@ -34,7 +34,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--data", type=Path, required=True, help="QA data root (as train-qa's)")
     parser.add_argument(
-        "--features", type=Path, required=True, help="image features (clipvil features --images)"
+        "--features",
+        type=Path,
+        nargs="+",
+        required=True,
+        metavar="F.h5",
+        help="image features (clipvil features --images); several files are read as one",
     )
     parser.add_argument(
         "--split",
@@ -53,10 +58,10 @@ def run(args: argparse.Namespace) -> int:
 
     from envs.errors import DataError
     from envs.fileio import make_output_dir, write_json
-    from vln_agent.extract_images import open_image_features
     from vqa_ve.data.vqa import AnswerVocabulary
     from vqa_ve.datasets import (
         EVAL_SPLITS,
+        FeatureFiles,
         check_features,
         evaluation_examples,
         image_shape,
@@ -70,11 +75,11 @@ def run(args: argparse.Namespace) -> int:
     if args.task is not None and args.task != task:
         raise DataError(args.checkpoint, f"is a {task} model, not {args.task}")
     split = load_split(task, args.data, args.split or EVAL_SPLITS[task], require_labels=False)
-    features = open_image_features(args.features)
+    features = FeatureFiles(args.features)
     expected = (model.config.num_regions, model.config.feature_dim)
     if image_shape(features) != expected:
         raise DataError(
-            args.features,
+            features.path,
             f"image tokens of shape {image_shape(features)}, the checkpoint was trained on "
             f"{expected}",
         )

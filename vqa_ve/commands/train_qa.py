@@ -23,8 +23,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--features",
         type=Path,
+        nargs="+",
         required=True,
-        help="image features keyed by image id (clipvil features --images [--grid])",
+        metavar="F.h5",
+        help="image features keyed by image id (clipvil features --images [--grid]); several "
+        "files (one per image folder) are read as one",
     )
     parser.add_argument("--out", type=Path, required=True, help="run directory (checkpoints, logs)")
     add_run_flags(parser)

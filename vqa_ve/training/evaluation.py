@@ -21,7 +21,7 @@ from vqa_ve.data.snli_ve import LABELS, accuracy
 from vqa_ve.data.snli_ve import write_predictions as write_snli_ve_predictions
 from vqa_ve.data.vcr import NUM_CHOICES
 from vqa_ve.data.vqa import AnswerVocabulary, write_vqa_results
-from vqa_ve.datasets import QAExample, QASplit, collate, evaluation_examples
+from vqa_ve.datasets import FeatureFiles, QAExample, QASplit, collate, evaluation_examples
 from vqa_ve.metrics.vcr import VCRPrediction, vcr_scores, write_vcr_predictions
 from vqa_ve.metrics.vqa import evaluate_vqa
 from vqa_ve.models.fusion import QAFusionModel
@@ -37,7 +37,7 @@ def predict_logits(
     model: QAFusionModel,
     examples: Sequence[QAExample],
     tokenizer: Tokenizer,
-    features: ImageFeatures,
+    features: ImageFeatures | FeatureFiles,
     batch_size: int,
     device: torch.device | str,
 ) -> torch.Tensor:
@@ -55,7 +55,7 @@ def predict(
     model: QAFusionModel,
     split: QASplit,
     tokenizer: Tokenizer,
-    features: ImageFeatures,
+    features: ImageFeatures | FeatureFiles,
     answers: AnswerVocabulary | None,
     batch_size: int,
     device: torch.device | str,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,6 @@ import torch
 
 from envs.errors import DataError
 from envs.tokenizer import Tokenizer
-from vln_agent.extract_images import open_image_features
 from vln_agent.training.distributed import DEVICES, DistributedContext
 from vln_agent.training.settings import load_settings
 from vln_agent.training.trainer import Trainer
@@ -27,6 +27,7 @@ from vqa_ve.datasets import (
     EVAL_SPLITS,
     TRAIN_SPLITS,
     EpochSampler,
+    FeatureFiles,
     QASplit,
     check_features,
     collate,
@@ -121,15 +122,17 @@ class QATrainer(Trainer):
     def __init__(
         self,
         data_dir: str | os.PathLike[str],
-        features: str | os.PathLike[str],
+        features: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
         out_dir: str | os.PathLike[str],
         config: QATrainConfig,
         context: DistributedContext | None = None,
         resume: bool = False,
     ) -> None:
+        """``features``: one image feature file, or several read as one (one per folder)."""
         super().__init__(out_dir, config, context)
-        self.features_path = Path(features)
-        self.features = open_image_features(self.features_path)
+        paths = [features] if isinstance(features, str | os.PathLike) else list(features)
+        self.features_paths = [Path(path) for path in paths]
+        self.features = FeatureFiles(self.features_paths)
         task = config.task
         train = load_split(task, data_dir, TRAIN_SPLITS[task])
         train = dataclasses.replace(
@@ -210,7 +213,7 @@ class QATrainer(Trainer):
             "extra": {
                 "task": self.config.task,
                 "answers": list(self.answers.answers) if self.answers else [],
-                "features": str(self.features_path),
+                "features": [str(path) for path in self.features_paths],
                 "feature_model": str(attrs.get("model_name", "")),
                 "feature_layout": str(self.features.layout),
             },
