@@ -347,3 +347,28 @@ def test_features_of_several_folders_are_read_as_one(qa_data, tmp_path) -> None:
         f.attrs.update(layout="image-pooled", feature_dim=POOLED_DIM)
     with pytest.raises(DataError, match="differ from"):
         QATrainer(root, [train_file, pooled], tmp_path / "three", settings)
+
+
+def test_the_synthetic_world_s_qa_files_train_through_features_images(
+    tiny_synthetic_world, tmp_path
+) -> None:
+    """The whole path on the embedded world: ``features --images --grid`` per image folder
+    (clipvil-tiny, random init), then train-qa on ``WORLD/qa`` and eval-qa on val_shift."""
+    from vln_agent.encoders import create_encoder
+    from vln_agent.extract_images import extract_image_features
+
+    qa = tiny_synthetic_world / "qa"
+    encoder = create_encoder("clipvil-tiny")
+    files = []
+    for folder in ("train2014", "val2014", "valshift2014"):
+        files.append(tmp_path / f"{folder}.h5")
+        options = {"grid": True, "progress": False, "workers": 0}
+        extract_image_features(qa / "vqa" / folder, encoder, files[-1], **options)
+    run = tmp_path / "run"
+    best = QATrainer(qa, files, run, config("vqa", iterations=3, eval_every=3)).train(
+        progress=False
+    )
+    assert 0.0 <= best["val2014/accuracy"] <= 100.0
+    argv = ["--checkpoint", str(run / "best.pt"), "--data", str(qa), "--split", "valshift2014"]
+    assert run_eval(*argv, "--features", *map(str, files), "--out", str(tmp_path / "eval")) == 0
+    assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["split"] == "valshift2014"
