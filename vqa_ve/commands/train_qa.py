@@ -31,6 +31,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", type=Path, required=True, help="run directory (checkpoints, logs)")
     add_run_flags(parser)
+    for action in parser._actions:  # add_run_flags' help names vln_agent's recipe folder
+        if action.dest == "config":
+            action.help = (
+                "JSON recipe of settings: a file, or the name of a recipe shipped in "
+                "vqa_ve/configs (qa-vqa, qa-snli-ve, qa-vcr)"
+            )
     add_settings_flags(parser, QATrainConfig)
 
 
