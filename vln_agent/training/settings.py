@@ -212,31 +212,37 @@ def settings_overrides(args: argparse.Namespace, cls: type) -> dict[str, Any]:
 RECIPE_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 
-def list_recipes() -> list[str]:
-    """Names of the shipped recipes."""
-    return sorted(p.stem for p in RECIPE_DIR.glob("*.json"))
+def list_recipes(recipe_dir: Path = RECIPE_DIR) -> list[str]:
+    """Names of the recipes shipped in ``recipe_dir`` (default: vln_agent's)."""
+    return sorted(p.stem for p in recipe_dir.glob("*.json"))
 
 
-def recipe_path(name_or_path: str | os.PathLike[str] | None) -> Path | None:
-    """A ``--config`` value as a file: an existing path, or a shipped recipe's name."""
+def recipe_path(
+    name_or_path: str | os.PathLike[str] | None, recipe_dir: Path = RECIPE_DIR
+) -> Path | None:
+    """A ``--config`` value as a file: an existing path, or a recipe's name in ``recipe_dir``."""
     if name_or_path is None:
         return None
     path = Path(name_or_path)
     if path.exists():
         return path
-    shipped = RECIPE_DIR / (path.name if path.suffix == ".json" else f"{path.name}.json")
+    shipped = recipe_dir / (path.name if path.suffix == ".json" else f"{path.name}.json")
     return shipped if shipped.is_file() else path
 
 
-def add_run_flags(parser: argparse.ArgumentParser) -> argparse._MutuallyExclusiveGroup:
+def add_run_flags(
+    parser: argparse.ArgumentParser, recipe_dir: Path = RECIPE_DIR
+) -> argparse._MutuallyExclusiveGroup:
     """The flags every training command takes the same way (``--seed`` and ``--device``
-    come with the settings); returns the group of ``--resume``, for other ways to resume."""
+    come with the settings); ``--config`` names the recipes of ``recipe_dir``. Returns the
+    group of ``--resume``, for other ways to resume."""
+    package = recipe_dir.parent.name
     parser.add_argument(
         "--config",
         type=str,
         metavar="FILE|NAME",
-        help="JSON recipe of settings: a file, or the name of a recipe shipped in "
-        "vln_agent/configs (e.g. follower-stage1)",
+        help=f"JSON recipe of settings: a file, or the name of a recipe shipped in "
+        f"{package}/configs ({', '.join(list_recipes(recipe_dir))})",
     )
     resume = parser.add_mutually_exclusive_group()
     resume.add_argument(

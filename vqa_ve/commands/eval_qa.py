@@ -47,8 +47,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "(default: the one training evaluates)",
     )
     parser.add_argument("--out", type=Path, required=True, help="output folder")
-    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="batch size")
-    parser.add_argument("--device", choices=DEVICES, default="auto", help="auto: CUDA if present")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=DEFAULT_BATCH_SIZE,
+        help=f"examples per batch (default: {DEFAULT_BATCH_SIZE})",
+    )
+    parser.add_argument(
+        "--device",
+        choices=DEVICES,
+        default="auto",
+        help="auto: CUDA when available, else the CPU (default: auto)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -11,7 +11,7 @@ HELP = "Train the fusion model (image features + text) on VQA v2, SNLI-VE or VCR
 
 def configure(parser: argparse.ArgumentParser) -> None:
     from vln_agent.training.settings import add_run_flags, add_settings_flags
-    from vqa_ve.training.trainer import QATrainConfig
+    from vqa_ve.training.trainer import QA_RECIPE_DIR, QATrainConfig
 
     parser.add_argument(
         "--data",
@@ -30,13 +30,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "files (one per image folder) are read as one",
     )
     parser.add_argument("--out", type=Path, required=True, help="run directory (checkpoints, logs)")
-    add_run_flags(parser)
-    for action in parser._actions:  # add_run_flags' help names vln_agent's recipe folder
-        if action.dest == "config":
-            action.help = (
-                "JSON recipe of settings: a file, or the name of a recipe shipped in "
-                "vqa_ve/configs (qa-vqa, qa-snli-ve, qa-vcr)"
-            )
+    add_run_flags(parser, QA_RECIPE_DIR)
     add_settings_flags(parser, QATrainConfig)
 
 

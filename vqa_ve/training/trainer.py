@@ -20,7 +20,7 @@ import torch
 from envs.errors import DataError
 from envs.tokenizer import Tokenizer
 from vln_agent.training.distributed import DEVICES, DistributedContext
-from vln_agent.training.settings import load_settings
+from vln_agent.training.settings import load_settings, recipe_path
 from vln_agent.training.trainer import Trainer
 from vqa_ve.data.vqa import VQA_ANSWER_VOCABULARY_SIZE, AnswerVocabulary, build_answer_vocabulary
 from vqa_ve.datasets import (
@@ -93,14 +93,8 @@ class QATrainConfig:
 
 
 def qa_recipe_path(name_or_path: str | os.PathLike[str] | None) -> Path | None:
-    """A ``--config`` value as a file: an existing path, or a shipped recipe's name."""
-    if name_or_path is None:
-        return None
-    path = Path(name_or_path)
-    if path.exists():
-        return path
-    shipped = QA_RECIPE_DIR / (path.name if path.suffix == ".json" else f"{path.name}.json")
-    return shipped if shipped.is_file() else path
+    """A ``--config`` value as a file: an existing path, or a recipe of vqa_ve/configs."""
+    return recipe_path(name_or_path, QA_RECIPE_DIR)
 
 
 def load_qa_train_config(path: str | os.PathLike[str] | None, **overrides: Any) -> QATrainConfig:
