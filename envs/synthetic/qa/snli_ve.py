@@ -10,8 +10,9 @@ appears with different labels on different images:
   standing in the room the view shows, of that type; contradiction: of another type;
   neutral: the view shows no such object.
 
-Colours, categories and rooms of the false and neutral hypotheses are drawn from the
-split's own entailment hypotheses, and :func:`balance` keeps the three labels equal per
+The texts of false and neutral hypotheses are drawn from pairs true elsewhere in the split
+(:func:`split_pools`: a contradiction keeps the object and takes a value the split pairs
+with it elsewhere), and :func:`balance` keeps the three labels equal per
 template, so a hypothesis-only baseline stays near chance.
 """
 
@@ -32,42 +33,44 @@ def _pick(rng: np.random.Generator, options: list) -> object:
     return options[int(rng.integers(len(options)))]
 
 
+def split_pools(views: list[QAView]) -> dict[str, list[tuple[str, str]]]:
+    """Template -> the ``(category, value)`` pairs true of some view of the split (with
+    repeats by frequency): the texts false and neutral hypotheses are drawn from, so that
+    each text is as likely under every label."""
+    colour, room = [], []
+    for view in views:
+        colour += [(o.category, o.color) for o in view.objects]
+        room += [(o.category, o.room_type) for o in view.objects if o.room_type == view.room_type]
+    return {COLOUR_TEMPLATE: sorted(colour), ROOM_TEMPLATE: sorted(room)}
+
+
+def _false_value(pool: list[tuple[str, str]], category: str, truth: str, rng) -> str | None:
+    """A value other than ``truth``, as the pool pairs it with ``category`` (else any)."""
+    same = [v for c, v in pool if c == category and v != truth]
+    other = same or [v for _, v in pool if v != truth]
+    return _pick(rng, other) if other else None
+
+
 def view_pairs(
-    view: QAView,
-    rng: np.random.Generator,
-    colours: list[str],
-    rooms: list[str],
-    categories: list[str],
+    view: QAView, rng: np.random.Generator, pools: dict[str, list[tuple[str, str]]]
 ) -> list[dict]:
-    """``{"hypothesis", "label", "template"}`` for one view; ``colours``, ``rooms`` and
-    ``categories`` are the split's pools (with repeats by frequency) for false and
-    neutral hypotheses."""
+    """``{"hypothesis", "label", "template"}`` for one view (``pools``: :func:`split_pools`)."""
     counts = Counter(o.category for o in view.objects)
     single = [o for o in view.objects if counts[o.category] == 1 == view.all_counts[o.category]]
-    absent = [c for c in categories if c not in view.any_categories]
+    in_room = [o for o in single if o.room_type == view.room_type]
     out = []
-    if single:
-        obj = _pick(rng, single)
-        if rng.random() < 0.5:
-            out.append(_pair(COLOUR_TEMPLATE, obj.category, obj.color, "entailment"))
-        else:
-            other = [c for c in colours if c != obj.color]
-            if other:
-                out.append(_pair(COLOUR_TEMPLATE, obj.category, _pick(rng, other), "contradiction"))
-        in_view_room = [o for o in single if o.room_type == view.room_type]
-        if in_view_room:
-            obj = _pick(rng, in_view_room)
+    for template, objects in ((COLOUR_TEMPLATE, single), (ROOM_TEMPLATE, in_room)):
+        pool = pools[template]
+        if objects:
+            obj = _pick(rng, objects)
+            truth = obj.color if template == COLOUR_TEMPLATE else view.room_type
             if rng.random() < 0.5:
-                out.append(_pair(ROOM_TEMPLATE, obj.category, view.room_type, "entailment"))
-            else:
-                other = [r for r in rooms if r != view.room_type]
-                if other:
-                    out.append(
-                        _pair(ROOM_TEMPLATE, obj.category, _pick(rng, other), "contradiction")
-                    )
-    if absent:
-        out.append(_pair(COLOUR_TEMPLATE, _pick(rng, absent), _pick(rng, colours), "neutral"))
-        out.append(_pair(ROOM_TEMPLATE, _pick(rng, absent), _pick(rng, rooms), "neutral"))
+                out.append(_pair(template, obj.category, truth, "entailment"))
+            elif (value := _false_value(pool, obj.category, truth, rng)) is not None:
+                out.append(_pair(template, obj.category, value, "contradiction"))
+        absent = [(c, v) for c, v in pool if c not in view.any_categories]
+        if absent:
+            out.append(_pair(template, *_pick(rng, absent), "neutral"))
     return out
 
 
@@ -76,16 +79,33 @@ def _pair(template: str, category: str, value: str, label: str) -> dict:
     return {"hypothesis": text, "label": label, "template": template}
 
 
-def balance(items: list[dict], rng: np.random.Generator) -> list[dict]:
-    """Keep, per template, equally many pairs of each label (the rarest label's count)."""
-    groups: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
-    for i, item in enumerate(items):
-        groups[item["template"]][item["label"]].append(i)
+def _cap(groups: dict[str, dict[str, list[int]]], cap, rng) -> set[int]:
     keep: set[int] = set()
     for by_label in groups.values():
-        cap = min(len(by_label[label]) for label in LABEL_LETTER)
+        limit = cap(sorted(len(v) for v in by_label.values()))
         for indices in by_label.values():
-            keep.update(int(i) for i in rng.permutation(indices)[:cap])
+            keep.update(int(i) for i in rng.permutation(indices)[:limit])
+    return keep
+
+
+def _groups(items: list[dict], key: str) -> dict[str, dict[str, list[int]]]:
+    groups: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+    for i, item in enumerate(items):
+        groups[item[key]][item["label"]].append(i)
+    return groups
+
+
+def balance(items: list[dict], rng: np.random.Generator) -> list[dict]:
+    """Two passes: per hypothesis text, no label more than one above the text's
+    second most frequent label (a text seen with one label only keeps one pair); then,
+    per template, equally many pairs of each label (the rarest label's count)."""
+    keep = _cap(_groups(items, "hypothesis"), lambda n: 1 + (n[-2] if len(n) > 1 else 0), rng)
+    items = [item for i, item in enumerate(items) if i in keep]
+    groups = _groups(items, "template")
+    for by_label in groups.values():
+        for label in LABEL_LETTER:
+            by_label.setdefault(label, [])
+    keep = _cap(groups, lambda n: n[0], rng)
     return [item for i, item in enumerate(items) if i in keep]
 
 

@@ -44,7 +44,7 @@ QA_MANIFEST = "manifest.json"
 QA_IMAGES = "images.json"
 QA_GENERATOR = "clipvil.synthetic-world.qa"
 #: Bump when the same world and seed would give different QA files.
-QA_VERSION = 1
+QA_VERSION = 2
 #: Second entry of every QA seed: keeps QA draws apart from the world's own streams.
 QA_STREAM = 0x51A
 #: QA split -> (R2R split whose houses it asks about, VQA data_subtype, SNLI-VE split).
@@ -142,12 +142,10 @@ def _vqa_split(views, image_ids, rng) -> list[dict]:
 
 
 def _snli_split(views, captions, image_ids, rng) -> list[dict]:
-    colours = sorted(o.color for v in views for o in v.objects)
-    rooms = sorted(v.room_type for v in views)
-    categories = sorted(o.category for v in views for o in v.objects)
+    pools = snli_ve.split_pools(views)
     items = []
     for view, caption, image_id in zip(views, captions, image_ids, strict=True):
-        for pair in snli_ve.view_pairs(view, rng, colours, rooms, categories):
+        for pair in snli_ve.view_pairs(view, rng, pools):
             items.append({**pair, "premise": caption, "image_id": image_id})
     return snli_ve.balance(items, rng)
 
