@@ -57,3 +57,15 @@ def test_reusing_a_world_writes_its_missing_qa(tiny_synthetic_world: Path, tmp_p
     build_world(copy, preset="tiny", seed=TINY_WORLD_SEED, workers=1)
     assert (copy / QA_DIR / QA_MANIFEST).is_file()
     assert hashes(copy) == hashes(tiny_synthetic_world)
+
+
+def test_qa_writer_imports_neither_torch_nor_vqa_ve():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, envs.synthetic.writer, envs.synthetic.qa.writer; "
+        "bad = [m for m in ('torch', 'vqa_ve', 'vln_agent') if m in sys.modules]; "
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
