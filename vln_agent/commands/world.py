@@ -40,6 +40,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--workers", type=_positive, default=None, help="render processes (default: 2)"
     )
+    parser.add_argument(
+        "--no-qa",
+        action="store_true",
+        help="skip DIR/qa/ (VQA v2, SNLI-VE and VCR about the world's views)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -88,6 +93,11 @@ def _build(args: argparse.Namespace) -> tuple[dict, int]:
     # delay: nothing is drawn when the world is reused or the arguments are refused at once
     with tqdm(total=total, desc="houses", unit="house", delay=1.0) as bar:
         manifest = build_world(
-            args.out, args.preset, args.seed, args.workers, on_house_done=bar.update
+            args.out,
+            args.preset,
+            args.seed,
+            args.workers,
+            on_house_done=bar.update,
+            qa=not args.no_qa,
         )
         return manifest, bar.n

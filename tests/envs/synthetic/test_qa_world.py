@@ -12,6 +12,7 @@ import pytest
 from envs.synthetic.presets import PRESETS
 from envs.synthetic.qa.writer import QA_DIR, QA_MANIFEST, build_qa
 from envs.synthetic.writer import build_world
+from vln_agent.cli import main
 
 #: The seed of the shared tiny world (tests/conftest.py).
 TINY_WORLD_SEED = 0
@@ -27,8 +28,10 @@ def hashes(root: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def world_without_qa(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Built through ``clipvil world --no-qa`` (the flag is tested on the way)."""
     out = tmp_path_factory.mktemp("world_without_qa")
-    build_world(out, preset="tiny", seed=TINY_WORLD_SEED, workers=1, qa=False)
+    argv = ["world", "--out", str(out), "--preset", "tiny", "--workers", "1", "--no-qa"]
+    assert main([*argv, "--seed", str(TINY_WORLD_SEED)]) == 0
     return out
 
 
