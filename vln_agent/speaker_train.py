@@ -7,28 +7,21 @@ decodes greedily and scores corpus BLEU-4 against all instructions of the same p
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from envs.episodes import load_episodes
-from envs.errors import DataError
-from envs.features import open_features
-from envs.features.provenance import FeatureProvenance
-from envs.tokenizer import Tokenizer, split_words
+from envs.tokenizer import split_words
 from vln_agent.bleu import corpus_bleu
-from vln_agent.environments import DEFAULT_MAX_ACTIONS, DEFAULT_MAX_INSTRUCTION_LENGTH, make_env
+from vln_agent.environments import DEFAULT_MAX_ACTIONS, DEFAULT_MAX_INSTRUCTION_LENGTH
 from vln_agent.models.speaker import Speaker, SpeakerConfig
-from vln_agent.provenance import check_checkpoint_features, features_extra
+from vln_agent.route_trainer import RouteTrainer
 from vln_agent.routes import teacher_routes
-from vln_agent.sampler import EpisodeSampler
 from vln_agent.training.distributed import DEVICES, DistributedContext
 from vln_agent.training.settings import load_settings
-from vln_agent.training.trainer import Trainer
 
 
 @dataclass(frozen=True)
@@ -81,7 +74,7 @@ def load_speaker_train_config(
     return load_settings(SpeakerTrainConfig, path, "speaker training", **overrides)
 
 
-class SpeakerTrainer(Trainer):
+class SpeakerTrainer(RouteTrainer):
     """The speaker's run: teacher routes of the training split, BLEU on the val splits."""
 
     kind = "speaker"
@@ -98,44 +91,26 @@ class SpeakerTrainer(Trainer):
         feature_columns: int | None = None,
         allow_other_features: bool = False,
     ) -> None:
-        """``feature_columns``: train on the first N columns of a wider feature file;
-        ``allow_other_features``: resume on features of another encoder than the
-        checkpoint's, with a warning, instead of refusing (:mod:`vln_agent.provenance`)."""
-        super().__init__(out_dir, config, context)
-        self.data_dir, self.features = Path(data_dir), Path(features)
-        self.feature_store = open_features(
-            self.features, cache_size=0, feature_columns=feature_columns
+        """``feature_columns`` / ``allow_other_features``: see :class:`RouteTrainer`."""
+        super().__init__(
+            data_dir,
+            features,
+            out_dir,
+            config,
+            context,
+            feature_columns=feature_columns,
+            allow_other_features=allow_other_features,
         )
-        self.feature_provenance = FeatureProvenance.of_store(self.feature_store, self.features)
-        self.allow_other_features = allow_other_features
-        train = load_episodes(self.data_dir, "train")
-        self.tokenizer = Tokenizer.build_from_episodes(train, config.min_word_count)
-        local_batch = config.batch_size // self.context.world_size
-        self.local_slice(config.batch_size)  # validates divisibility
-        self.env = self.make_env(train, local_batch)
-        self.model_config = dataclasses.replace(
-            config.model, vocab_size=len(self.tokenizer), feature_size=self.env.core.feature_dim
-        )
+        self.env = self.make_env(self.train_episodes, self.local_batch_size)
+        self.model_config = self.data_model_config(self.env.core.feature_dim)
         model = Speaker(self.model_config).to(self.device)
         self.attach(model, torch.optim.RMSprop(model.parameters(), lr=config.learning_rate))
-        self.sampler = EpisodeSampler([e.instr_id for e in train], config.batch_size, config.seed)
         if resume:
             self.resume()
 
     @property
     def select_metric(self) -> str:
         return f"{self.config.select_split}/bleu"
-
-    def make_env(self, split, batch_size: int):
-        return make_env(
-            self.data_dir,
-            self.feature_store,
-            split,
-            self.tokenizer,
-            batch_size,
-            max_instruction_length=self.config.max_instruction_length,
-            max_actions=self.config.max_actions,
-        )
 
     def train_step(self) -> dict[str, float]:
         self.model.train()
@@ -172,28 +147,3 @@ class SpeakerTrainer(Trainer):
             ]
         env.close()
         return corpus_bleu(hypotheses, [references[e.path_id] for e in firsts])
-
-    def model_payload(self) -> dict[str, Any]:
-        return {
-            "model_config": self.model_config.to_dict(),
-            "state_dict": self.model.state_dict(),
-            "vocabulary": list(self.tokenizer.vocab),
-            "extra": features_extra(self.features, self.feature_store),
-        }
-
-    def run_state(self) -> dict[str, Any]:
-        return {"sampler": self.sampler.state_dict()}
-
-    def load_run_state(self, state: dict[str, Any]) -> None:
-        self.sampler.load_state_dict(state["sampler"])
-
-    def check_resumable(self, payload: dict[str, Any], path: Path) -> None:
-        check_checkpoint_features(
-            self.feature_provenance,
-            payload,
-            path,
-            allow_other=self.allow_other_features,
-            warn=self.context.is_main,
-        )
-        if payload["model_config"] != self.model_config.to_dict():
-            raise DataError(path, "was trained with another model or vocabulary")

@@ -10,32 +10,25 @@ losses are and how to evaluate.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from envs.episodes import load_episodes
-from envs.errors import DataError
-from envs.features import open_features
-from envs.features.provenance import FeatureProvenance
 from envs.graph import NavGraphs
 from envs.gym_env import R2RVectorEnv
-from envs.tokenizer import Tokenizer
-from vln_agent.environments import DEFAULT_MAX_ACTIONS, DEFAULT_MAX_INSTRUCTION_LENGTH, make_env
+from vln_agent.environments import DEFAULT_MAX_ACTIONS, DEFAULT_MAX_INSTRUCTION_LENGTH
 from vln_agent.evaluate import evaluate_follower
 from vln_agent.losses import a2c_loss, imitation_loss
 from vln_agent.models.follower import Follower, FollowerConfig
-from vln_agent.provenance import check_checkpoint_features, features_extra
 from vln_agent.rollout import Rollout, rollout
+from vln_agent.route_trainer import RouteTrainer
 from vln_agent.sampler import EpisodeSampler
 from vln_agent.training.distributed import DEVICES, DistributedContext
 from vln_agent.training.settings import load_settings
-from vln_agent.training.trainer import Trainer
 
 FEEDBACK_MODES = ("envdrop", "teacher", "sample", "student")
 OPTIMIZERS = ("rmsprop", "adam")
@@ -161,7 +154,7 @@ def a2c_from_rollout(result: Rollout, config: TrainConfig) -> dict[str, torch.Te
     )
 
 
-class VLNTrainer(Trainer):
+class VLNTrainer(RouteTrainer):
     """The follower's run: training and evaluation environments, batches and losses."""
 
     kind = "follower"
@@ -183,33 +176,22 @@ class VLNTrainer(Trainer):
         run directory: weights, optimizer, samplers, random states and history carry over,
         the new settings apply from the next iteration). Under another ``config.seed`` than
         the checkpoint's, the samplers and random states start afresh from the new seed.
-
-        ``feature_columns``: train on the first N columns of a wider feature file.
-        ``allow_other_features``: resume (or back-translate with a speaker) on features of
-        another encoder than the checkpoint's, with a warning, instead of refusing
-        (:mod:`vln_agent.provenance`); a width that differs is always refused."""
-        super().__init__(out_dir, config, context)
-        self.data_dir, self.features = Path(data_dir), Path(features)
-        #: The features every env of the run reads (opened once; checked against resumed
-        #: checkpoints and the speaker, recorded in every checkpoint).
-        self.feature_store = open_features(
-            self.features, cache_size=0, feature_columns=feature_columns
+        ``feature_columns`` / ``allow_other_features``: see :class:`RouteTrainer` (the
+        speaker of back-translation is checked the same way)."""
+        super().__init__(
+            data_dir,
+            features,
+            out_dir,
+            config,
+            context,
+            feature_columns=feature_columns,
+            allow_other_features=allow_other_features,
         )
-        self.feature_provenance = FeatureProvenance.of_store(self.feature_store, self.features)
-        self.allow_other_features = allow_other_features
-        train_episodes = load_episodes(self.data_dir, "train")
-        self.tokenizer = Tokenizer.build_from_episodes(train_episodes, config.min_word_count)
-        self.env = self.make_env("train", config.batch_size // self.context.world_size, "random")
-        self.local_slice(config.batch_size)  # validates divisibility
+        self.env = self.make_env("train", self.local_batch_size, "random")
         self.feature_size = self.env.core.feature_dim
-        self.model_config = dataclasses.replace(
-            config.model, vocab_size=len(self.tokenizer), feature_size=self.feature_size
-        )
+        self.model_config = self.data_model_config(self.feature_size)
         model = Follower(self.model_config).to(self.device)
         self.attach(model, _make_optimizer(model, config))
-        self.sampler = EpisodeSampler(
-            [e.instr_id for e in train_episodes], config.batch_size, config.seed
-        )
         # on the model's device: torch.multinomial needs a generator where its input is
         self.generator = torch.Generator(self.device).manual_seed(config.seed + 1)
         self.graphs = NavGraphs(self.data_dir)
@@ -230,19 +212,6 @@ class VLNTrainer(Trainer):
     @property
     def select_metric(self) -> str:
         return f"{self.config.select_split}/spl"
-
-    def make_env(self, split, batch_size: int, order: str) -> R2RVectorEnv:
-        """An environment over ``split`` with this run's tokenizer, features and limits."""
-        return make_env(
-            self.data_dir,
-            self.feature_store,
-            split,
-            self.tokenizer,
-            batch_size,
-            order=order,
-            max_instruction_length=self.config.max_instruction_length,
-            max_actions=self.config.max_actions,
-        )
 
     # ---------------------------------------------------------------- training
     def local_ids(self, sampler: EpisodeSampler | None = None) -> list[str]:
@@ -323,37 +292,18 @@ class VLNTrainer(Trainer):
         return results
 
     # ------------------------------------------------------------- checkpoints
-    def model_payload(self) -> dict[str, Any]:
-        return {
-            "model_config": self.model_config.to_dict(),
-            "state_dict": self.model.state_dict(),
-            "vocabulary": list(self.tokenizer.vocab),
-            "extra": features_extra(self.features, self.feature_store),
-        }
-
     def run_state(self) -> dict[str, Any]:
         return {
-            "sampler": self.sampler.state_dict(),
+            **super().run_state(),
             "generator": self.generator.get_state(),
             "aug_sampler": self.augmentation.sampler.state_dict() if self.augmentation else None,
         }
 
     def load_run_state(self, state: dict[str, Any]) -> None:
-        self.sampler.load_state_dict(state["sampler"])
+        super().load_run_state(state)
         self.generator.set_state(state["generator"])
         if self.augmentation is not None and state.get("aug_sampler") is not None:
             self.augmentation.sampler.load_state_dict(state["aug_sampler"])
-
-    def check_resumable(self, payload: dict[str, Any], path: Path) -> None:
-        check_checkpoint_features(
-            self.feature_provenance,
-            payload,
-            path,
-            allow_other=self.allow_other_features,
-            warn=self.context.is_main,
-        )
-        if payload["model_config"] != self.model_config.to_dict():
-            raise DataError(path, "was trained with another model or vocabulary")
 
 
 def _make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
