@@ -8,7 +8,7 @@ Code written against the earlier layout keeps working unchanged::
 
 Importing this module binds its name to :mod:`envs.mattersim.compat` itself (the same module
 object, so attributes, ``isinstance`` checks and monkeypatching agree). New code imports
-:mod:`envs.mattersim.compat`. (envs-moves: skip-file: the rewrite script leaves this alias.)
+:mod:`envs.mattersim.compat`.
 """
 
 from __future__ import annotations

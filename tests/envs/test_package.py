@@ -1,7 +1,5 @@
-"""The layout of ``envs``: every module imports without torch, and published paths still work.
-
-(envs-moves: skip-file: this file names the old module paths on purpose.)
-"""
+"""The layout of ``envs``: every module imports without torch, and published paths still work
+(this file names the old module paths on purpose)."""
 
 from __future__ import annotations
 
