@@ -4,10 +4,10 @@ What CLIP-ViL's VQA / SNLI-VE features are: per image, the CLIP grid features be
 (:meth:`~vln_agent.encoders.CLIPEncoder.encode_image_grid`: ViT patch tokens after
 ``ln_post``, ResNet ``layer4``), here stored beside the pooled, projected embedding
 (:meth:`~vln_agent.encoders.CLIPEncoder.encode_image`). Images are the ``.jpg`` / ``.jpeg`` /
-``.png`` files directly in the folder (COCO's ``val2014/``, Flickr30k's
-``flickr30k_images/``), keyed by their file stem (``COCO_val2014_000000000042``,
-``3416050480``), each prepared by the encoder's own ``preprocess`` (open_clip's
-``preprocess_val``: resize the short side, centre crop, normalize).
+``.png`` files of the folder and its subfolders (COCO's ``val2014/``, Flickr30k's
+``flickr30k_images/``, VCR's ``vcr1images/<movie>/``), keyed by their file stem
+(``COCO_val2014_000000000042``, ``3416050480``), each prepared by the encoder's own
+``preprocess`` (open_clip's ``preprocess_val``: resize the short side, centre crop, normalize).
 
 Layout (root attribute ``layout``):
 
@@ -88,8 +88,11 @@ class ImageExtractResult:
 
 
 def list_images(image_dir: str | os.PathLike[str]) -> dict[str, Path]:
-    """``{image id: path}`` of the images directly in ``image_dir``, sorted by id (hidden
-    files left out).
+    """``{image id: path}`` of the images in ``image_dir`` and its subfolders, sorted by id.
+
+    Ids are file stems, so they must be unique across the subfolders: VCR's
+    ``vcr1images/<movie>/<movie>_<time>@<n>.jpg`` are (its stems repeat the movie), and so
+    are COCO's and Flickr30k's flat folders. Hidden files and folders are left out.
 
     Raises:
         DataError: the folder is missing or holds no images, two files share an id, or an
@@ -99,18 +102,21 @@ def list_images(image_dir: str | os.PathLike[str]) -> dict[str, Path]:
     if not folder.is_dir():
         raise DataError(folder, "image folder not found")
     images: dict[str, Path] = {}
-    for path in sorted(folder.iterdir()):
-        if path.name.startswith(".") or path.suffix.lower() not in IMAGE_SUFFIXES:
-            continue  # hidden files: macOS "._x.jpg" resource forks and the like
-        if not path.is_file():
-            continue
-        if path.stem in images:
-            raise DataError(path, f"image id {path.stem} also names {images[path.stem].name}")
-        if path.stem.endswith(GRID_SUFFIX):
-            raise DataError(path, f"image ids may not end in {GRID_SUFFIX!r}")
-        images[path.stem] = path
+    for root, folders, files in os.walk(folder):
+        folders[:] = sorted(name for name in folders if not name.startswith("."))
+        for name in sorted(files):
+            path = Path(root) / name
+            if name.startswith(".") or path.suffix.lower() not in IMAGE_SUFFIXES:
+                continue  # hidden files: macOS "._x.jpg" resource forks and the like
+            if path.stem in images:
+                raise DataError(
+                    path, f"image id {path.stem} also names {images[path.stem].relative_to(folder)}"
+                )
+            if path.stem.endswith(GRID_SUFFIX):
+                raise DataError(path, f"image ids may not end in {GRID_SUFFIX!r}")
+            images[path.stem] = path
     if not images:
-        raise DataError(folder, f"no images ({', '.join(IMAGE_SUFFIXES)}) in the folder")
+        raise DataError(folder, f"no images ({', '.join(IMAGE_SUFFIXES)}) in the folder or below")
     return dict(sorted(images.items()))
 
 

@@ -188,16 +188,38 @@ def test_bad_images_and_options_are_one_line_errors(image_dir, tmp_path, capsys)
     assert err.startswith(f"error: {broken}: cannot read image")
     broken.unlink()
     (image_dir / "a.jpg").write_bytes(b"")
+    empty = tmp_path / "empty"
+    (empty / "sub").mkdir(parents=True)
     cases = [
         (cli_args(image_dir, out), f"error: {image_dir / 'a.png'}: image id a also names a.jpg"),
         (cli_args(tmp_path / "nowhere", out), "image folder not found"),
-        (cli_args(tmp_path, out), "no images (.jpg, .jpeg, .png) in the folder"),
+        (cli_args(empty, out), "no images (.jpg, .jpeg, .png) in the folder or below"),
         (cli_args(image_dir, out, "--scans", "x"), "error: --scans: selects panoramas"),
     ]
     for argv, problem in cases:
         status, _, err = run_cli(argv, capsys)
         assert status == 2 and problem in err and err.count("\n") == 1, err
     assert not out.exists()
+
+
+def test_subfolders_are_walked_and_keyed_by_stem(image_dir, tmp_path):
+    """VCR's layout: ``vcr1images/<movie>/<stem>.jpg`` is one feature file keyed by stem;
+    hidden folders are skipped, and a stem found twice is a one-line error naming both."""
+    root = tmp_path / "vcr1images"
+    flat = list_images(image_dir)
+    for index, path in enumerate(flat.values()):
+        movie = root / f"movie_{index % 2}"
+        movie.mkdir(parents=True, exist_ok=True)
+        (movie / path.name).write_bytes(path.read_bytes())
+    (root / ".cache").mkdir()
+    (root / ".cache" / "hidden.jpg").write_bytes(b"not listed")
+    nested = list_images(root)
+    assert list(nested) == list(flat)
+    assert {p.parent.name for p in nested.values()} == {"movie_0", "movie_1"}
+    first = next(iter(flat.values()))
+    (root / "movie_1" / first.name).write_bytes(first.read_bytes())
+    with pytest.raises(DataError, match=f"image id {first.stem} also names movie_0/{first.name}"):
+        list_images(root)
 
 
 def test_grid_needs_images(tmp_path, capsys):

@@ -69,7 +69,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     source.add_argument(
         "--images",
         type=Path,
-        help="folder of .jpg/.png images: one feature per image, keyed by the file stem",
+        help="folder of .jpg/.png images, subfolders included (VCR's vcr1images/): one feature "
+        "per image, keyed by the file stem",
     )
     parser.add_argument(
         "--grid",
