@@ -39,8 +39,14 @@ import numpy as np
 import torch
 
 from envs.errors import DataError
+from envs.features.provenance import (
+    encoder_differences,
+    encoder_identity,
+    encoder_identity_of_record,
+)
 from envs.tokenizer import PAD_ID, Tokenizer
 from vln_agent.extract_images import ImageFeatures, open_image_features
+from vln_agent.provenance import PROVENANCE_KEY
 from vqa_ve.data.snli_ve import load_snli_ve
 from vqa_ve.data.vcr import (
     NUM_CHOICES,
@@ -207,8 +213,8 @@ def split_texts(split: QASplit) -> list[str]:
 class FeatureFiles:
     """Several image feature files read as one: an image id is read from the first file
     holding it. ``clipvil features --images`` encodes one folder, and the released images
-    come in several (COCO's ``train2014/`` and ``val2014/``, VCR's one per movie); the
-    files must share their layout and token shape."""
+    come in several (COCO's ``train2014/`` and ``val2014/``); the files must share their
+    layout, token shape and encoder."""
 
     def __init__(self, paths: Sequence[str | os.PathLike[str]]) -> None:
         if not paths:
@@ -222,6 +228,12 @@ class FeatureFiles:
                     f"{other.layout} features of shape {image_shape(other)} differ from "
                     f"{first.path}'s {first.layout} {image_shape(first)}",
                 )
+            differences = encoder_differences(
+                encoder_identity(other.attrs), encoder_identity(first.attrs)
+            )
+            if differences:
+                shown = ", ".join(f"{key} {a} vs {b}" for key, a, b in differences)
+                raise DataError(other.path, f"made by another encoder than {first.path}: {shown}")
         self.path, self.attrs, self.layout = first.path, first.attrs, first.layout
         self.grid_shape, self.feature_dim = first.grid_shape, first.feature_dim
 
@@ -241,6 +253,54 @@ def image_shape(features: ImageFeatures | FeatureFiles) -> tuple[int, int]:
     if features.grid_shape is not None:
         return features.grid_shape
     return 1, features.feature_dim
+
+
+def image_provenance(features: ImageFeatures | FeatureFiles) -> dict[str, Any]:
+    """What a QA checkpoint records of the image features it was trained on (plain values):
+    ``layout``, ``shape`` (image tokens, channels) and ``encoder``
+    (:func:`envs.features.provenance.encoder_identity` of the file's root attributes)."""
+    return {
+        "layout": str(features.layout),
+        "shape": list(image_shape(features)),
+        "encoder": encoder_identity(features.attrs),
+    }
+
+
+def check_image_provenance(
+    features: ImageFeatures | FeatureFiles,
+    payload: dict[str, Any],
+    checkpoint: str | os.PathLike[str],
+    *,
+    allow_other: bool = False,
+) -> str | None:
+    """Refuse image features a QA checkpoint cannot read, or that another encoder made.
+
+    The token shape must be the model's; an encoder that differs from the recorded one
+    (model, kind, weights, image size: :func:`encoder_differences`) is refused unless
+    ``allow_other``, which turns it into the returned one-line warning. A checkpoint that
+    records no encoder is checked by shape only.
+
+    Raises:
+        DataError: naming the feature file, the checkpoint and the difference.
+    """
+    config = payload["model_config"]
+    expected = (int(config["num_regions"]), int(config["feature_dim"]))
+    if image_shape(features) != expected:
+        raise DataError(
+            features.path,
+            f"image tokens of shape {image_shape(features)}, {os.fspath(checkpoint)} was "
+            f"trained on {expected}",
+        )
+    record = (payload.get("extra") or {}).get(PROVENANCE_KEY) or {}
+    trained = encoder_identity_of_record(record.get("encoder"))
+    differences = encoder_differences(encoder_identity(features.attrs), trained)
+    if not differences:
+        return None
+    shown = ", ".join(f"{key} {a} vs {b}" for key, a, b in differences)
+    problem = f"features of another encoder than {os.fspath(checkpoint)} was trained on: {shown}"
+    if not allow_other:
+        raise DataError(features.path, f"{problem}; pass --allow-other-features if that is meant")
+    return f"{features.path}: {problem} (used as asked by --allow-other-features)"
 
 
 def check_features(

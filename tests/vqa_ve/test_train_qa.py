@@ -5,6 +5,7 @@ with ``load_qa_model`` and gives one-line errors on bad input."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
@@ -26,7 +27,15 @@ from vqa_ve.data.vqa import (
     write_vqa_annotations,
     write_vqa_questions,
 )
-from vqa_ve.datasets import EVAL_SPLITS, TRAIN_SPLITS, split_path, vqa_annotations_path
+from vqa_ve.datasets import (
+    EVAL_SPLITS,
+    TRAIN_SPLITS,
+    FeatureFiles,
+    collate,
+    evaluation_examples,
+    split_path,
+    vqa_annotations_path,
+)
 from vqa_ve.models import load_qa_model
 from vqa_ve.training.evaluation import predict, score
 from vqa_ve.training.trainer import QATrainConfig, QATrainer, load_qa_train_config
@@ -372,3 +381,76 @@ def test_the_synthetic_world_s_qa_files_train_through_features_images(
     argv = ["--checkpoint", str(run / "best.pt"), "--data", str(qa), "--split", "valshift2014"]
     assert run_eval(*argv, "--features", *map(str, files), "--out", str(tmp_path / "eval")) == 0
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["split"] == "valshift2014"
+
+
+def test_also_evaluate_logs_more_splits_but_selects_on_val(qa_data, tmp_path) -> None:
+    """``also_evaluate`` (the shifted val of the CLIP-TD protocol) is scored at every
+    evaluation beside val; best.pt still follows val."""
+    root, features = qa_data
+    shifted = split_path("snli-ve", root, "dev_shift")
+    shifted.write_text(split_path("snli-ve", root, "dev").read_text())
+    settings = config("snli-ve", iterations=6, eval_every=3, also_evaluate=("dev_shift",))
+    trainer = QATrainer(root, features, tmp_path, settings)
+    assert trainer.select_metric == "dev/accuracy"
+    trainer.train(progress=False)
+    rows = [r for r in _log_rows(tmp_path) if r.get("dev/accuracy")]
+    assert len(rows) == 2
+    assert all(r["dev_shift/accuracy"] == r["dev/accuracy"] for r in rows)  # same file
+    missing = config("snli-ve", iterations=1, also_evaluate=("nowhere",))
+    with pytest.raises(DataError, match="snli_ve_nowhere.jsonl"):
+        QATrainer(root, features, tmp_path / "missing", missing)
+
+
+def test_a_blind_model_ignores_the_image(qa_data, tmp_path) -> None:
+    """The question-only baseline: predictions do not change with the image features."""
+    root, features = qa_data
+    trainer = QATrainer(root, features, tmp_path, config("vqa", iterations=20, blind=True))
+    trainer.train(progress=False)
+    model, tokenizer, _ = load_qa_model(tmp_path / "latest.pt")
+    assert model.config.blind
+    examples = evaluation_examples(trainer.eval_split)[:4]
+    batch = collate(examples, tokenizer, trainer.features, model.config.max_text_length)
+    noise = dataclasses.replace(batch, image=torch.randn_like(batch.image))
+    with torch.no_grad():
+        assert torch.equal(model(batch), model(noise))
+        model.config = dataclasses.replace(model.config, blind=False)
+        assert not torch.equal(model(batch), model(noise))
+
+
+def test_eval_qa_refuses_features_of_another_encoder(qa_data, tmp_path, capsys) -> None:
+    """The checkpoint records its features' encoder; eval-qa refuses another one of the
+    same shape unless --allow-other-features, and several files must share one encoder."""
+    root, features = qa_data
+    trained = tmp_path / "trained.h5"
+    trained.write_bytes(features.read_bytes())
+    with h5py.File(trained, "a") as f:
+        f.attrs.update(encoder_kind="clip", pretrained_sha256="a" * 64, image_size=64)
+    QATrainer(root, trained, tmp_path / "run", config("snli-ve", iterations=1)).train(
+        progress=False
+    )
+    _, _, payload = load_qa_model(tmp_path / "run" / "latest.pt")
+    assert payload["extra"]["feature_provenance"]["encoder"]["weights"] == "sha256:" + "a" * 64
+    other = tmp_path / "other.h5"
+    other.write_bytes(trained.read_bytes())
+    with h5py.File(other, "a") as f:
+        f.attrs.update(encoder_kind="supervised", pretrained_sha256="b" * 64)
+    argv = ["--checkpoint", str(tmp_path / "run" / "latest.pt"), "--data", str(root)]
+    with pytest.raises(DataError, match="another encoder.*encoder_kind supervised vs clip"):
+        run_eval(*argv, "--features", str(other), "--out", str(tmp_path / "refused"))
+    assert not (tmp_path / "refused").exists()
+    capsys.readouterr()
+    assert (
+        run_eval(
+            *argv,
+            "--features",
+            str(other),
+            "--out",
+            str(tmp_path / "allowed"),
+            "--allow-other-features",
+        )
+        == 0
+    )
+    assert "warning:" in capsys.readouterr().err
+    assert run_eval(*argv, "--features", str(trained), "--out", str(tmp_path / "same")) == 0
+    with pytest.raises(DataError, match="made by another encoder than"):
+        FeatureFiles([trained, other])

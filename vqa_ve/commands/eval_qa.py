@@ -54,6 +54,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help=f"examples per batch (default: {DEFAULT_BATCH_SIZE})",
     )
     parser.add_argument(
+        "--allow-other-features",
+        action="store_true",
+        help="use image features made by another encoder than the checkpoint was trained on "
+        "(same token shape), with a warning (default: off, such features are refused)",
+    )
+    parser.add_argument(
         "--device",
         choices=DEVICES,
         default="auto",
@@ -63,6 +69,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import json
+    import sys
 
     import torch
 
@@ -73,8 +80,8 @@ def run(args: argparse.Namespace) -> int:
         EVAL_SPLITS,
         FeatureFiles,
         check_features,
+        check_image_provenance,
         evaluation_examples,
-        image_shape,
         load_split,
     )
     from vqa_ve.models import load_qa_model
@@ -86,13 +93,11 @@ def run(args: argparse.Namespace) -> int:
         raise DataError(args.checkpoint, f"is a {task} model, not {args.task}")
     split = load_split(task, args.data, args.split or EVAL_SPLITS[task], require_labels=False)
     features = FeatureFiles(args.features)
-    expected = (model.config.num_regions, model.config.feature_dim)
-    if image_shape(features) != expected:
-        raise DataError(
-            features.path,
-            f"image tokens of shape {image_shape(features)}, the checkpoint was trained on "
-            f"{expected}",
-        )
+    warning = check_image_provenance(
+        features, payload, args.checkpoint, allow_other=args.allow_other_features
+    )
+    if warning is not None:
+        print(f"warning: {warning}", file=sys.stderr)
     check_features(features, evaluation_examples(split), split.path)
     answers = AnswerVocabulary(tuple(payload["extra"]["answers"])) if task == "vqa" else None
     if args.device == "auto":

@@ -69,6 +69,9 @@ class QAModelConfig:
     num_heads: int = 4
     #: Dropout inside the transformer and on the embeddings.
     dropout: float = 0.1
+    #: A blind (question-only) baseline: every image token is zeroed before it enters the
+    #: model, so the same architecture and training see the text alone.
+    blind: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -139,6 +142,8 @@ class QAFusionModel(nn.Module):
         """The pooled [CLS] ``[N, d]`` of ``tokens`` / ``segments`` ``[N, L]`` and
         ``image`` ``[N, R, F]``."""
         length, regions = tokens.shape[1], image.shape[1]
+        if self.config.blind:
+            image = torch.zeros_like(image)  # [N, R, F]: no visual information
         positions = torch.arange(length, device=tokens.device)  # [L]
         text = (
             self.word_embedding(tokens)  # [N, L, d]

@@ -19,6 +19,7 @@ import torch
 
 from envs.errors import DataError
 from envs.tokenizer import Tokenizer
+from vln_agent.provenance import PROVENANCE_KEY
 from vln_agent.training.distributed import DEVICES, DistributedContext
 from vln_agent.training.settings import load_settings, recipe_path
 from vln_agent.training.trainer import Trainer
@@ -32,6 +33,7 @@ from vqa_ve.datasets import (
     check_features,
     collate,
     evaluation_examples,
+    image_provenance,
     image_shape,
     load_split,
     split_texts,
@@ -74,6 +76,10 @@ class QATrainConfig:
     eval_every: int = 100
     #: Evaluate on the first this many questions of the validation split (0: all).
     eval_limit: int = 0
+    #: Further splits evaluated beside the validation split and logged (never used to
+    #: choose best.pt), e.g. the domain-shifted val: ``valshift2014`` / ``dev_shift`` /
+    #: ``val_shift`` of the embedded data.
+    also_evaluate: tuple[str, ...] = ()
     #: Log the training loss every this many iterations.
     log_every: int = 10
     #: Random seed (initialisation, batches, dropout).
@@ -140,7 +146,13 @@ class QATrainer(Trainer):
         self.train_examples = training_examples(train, self.answers)
         check_features(self.features, self.train_examples, train.path)
         self.eval_split = limited(load_split(task, data_dir, EVAL_SPLITS[task]), config.eval_limit)
-        check_features(self.features, evaluation_examples(self.eval_split), self.eval_split.path)
+        self.extra_splits = [
+            limited(load_split(task, data_dir, name), config.eval_limit)
+            for name in config.also_evaluate
+            if name != self.eval_split.split
+        ]
+        for split in (self.eval_split, *self.extra_splits):
+            check_features(self.features, evaluation_examples(split), split.path)
         cells, channels = image_shape(self.features)
         self.model_config = dataclasses.replace(
             config.model,
@@ -187,16 +199,19 @@ class QATrainer(Trainer):
         return stats
 
     def evaluate(self) -> dict[str, dict[str, float]]:
-        predictions = predict(
-            self.model,
-            self.eval_split,
-            self.tokenizer,
-            self.features,
-            self.answers,
-            self.config.batch_size,
-            self.device,
-        )
-        return {self.eval_split.split: score(self.eval_split, predictions)}
+        results = {}
+        for split in (self.eval_split, *self.extra_splits):
+            predictions = predict(
+                self.model,
+                split,
+                self.tokenizer,
+                self.features,
+                self.answers,
+                self.config.batch_size,
+                self.device,
+            )
+            results[split.split] = score(split, predictions)
+        return results
 
     def model_payload(self) -> dict[str, Any]:
         attrs = self.features.attrs
@@ -210,6 +225,7 @@ class QATrainer(Trainer):
                 "features": [str(path) for path in self.features_paths],
                 "feature_model": str(attrs.get("model_name", "")),
                 "feature_layout": str(self.features.layout),
+                PROVENANCE_KEY: image_provenance(self.features),
             },
         }
 

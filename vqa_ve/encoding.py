@@ -1,0 +1,262 @@
+"""Images encoded on the fly: the QA model reads image files instead of a feature file.
+
+The stored-feature path (``clipvil features --images --grid``, then ``train-qa --features``)
+encodes every image once with a frozen encoder. This module does the same encoding inside
+the model, so that the encoder can also be fine-tuned end to end (CLIP-ViL's frozen
+features are the default; fine-tuning is the option):
+
+- :func:`image_paths` maps each image id of a split to its file under the QA data root
+  (the layout of :mod:`vqa_ve.datasets`)::
+
+      DIR/vqa/{subtype}/COCO_{subtype}_{image_id:012d}.jpg     (test-dev2015 reads test2015)
+      DIR/snli_ve/images/{Flickr30K_ID}.jpg
+      DIR/vcr/vcr1images/{img_fn}                             (img_fn = {movie}/{image}.jpg)
+
+- :class:`ImageFiles` serves each image prepared by the encoder's own ``preprocess`` (the
+  exact tensor :func:`~vln_agent.extract_images.extract_image_features` encodes), in the
+  shape :func:`vqa_ve.datasets.collate` stacks: ``[3, H*W]`` per image, so a batch's
+  ``image`` holds pixels ``[B, 3, H*W]`` instead of tokens. With ``cache`` (the default)
+  each image is decoded and preprocessed once and kept in memory (``3*H*W`` float32 per
+  image: 150 KB at 112 px, 600 KB at 224 px; the embedded worlds' few hundred images fit
+  easily, a full COCO does not: turn it off there);
+- :class:`EncodedQAModel` is the fusion model with its image encoder in front: pixels
+  ``[B, 3, H*W]`` -> image tokens ``[B, h*w, C]`` (:meth:`CLIPEncoder.encode_image_grid`,
+  the stored ``.grid`` datasets) or ``[B, 1, E]`` (the pooled embedding) -> the fusion model.
+  Frozen, the encoder runs without gradients in eval mode and its parameters stay out of
+  the optimizer; fine-tuned, it trains with the fusion model. Either way its weights are in
+  the model's state dict (``image_encoder.model.*``) and :func:`encoder_record` describes
+  its architecture in the checkpoint, so ``eval-qa`` rebuilds it with nothing but the file
+  (:func:`build_encoded_model`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from envs.errors import DataError
+from vln_agent.encoders import CLIPEncoder, create_encoder, read_checkpoint_metadata
+from vln_agent.extract_images import image_grid_dims, load_image
+from vqa_ve.data.vcr import IMAGES_DIR as VCR_IMAGES_DIR
+from vqa_ve.data.vqa import IMAGE_SUBTYPE, vqa_image_path
+from vqa_ve.datasets import TASK_DIRS, QAExample, QASplit, vcr_image_id
+from vqa_ve.models.fusion import QABatch, QAFusionModel, QAModelConfig
+
+#: The folder of SNLI-VE's Flickr30k images under ``DIR/snli_ve/``.
+SNLI_VE_IMAGES_DIR = "images"
+#: Image tokens the encoder gives the fusion model: its grid cells or its pooled embedding.
+GRID_TOKENS, POOLED_TOKENS = "grid", "pooled"
+IMAGE_TOKENS = (GRID_TOKENS, POOLED_TOKENS)
+#: ``image_encoder`` weights that ask for a random init (seeded by the run's seed).
+RANDOM_WEIGHTS = "random"
+#: The checkpoint entry describing the encoder (present only when images were encoded).
+ENCODER_PAYLOAD_KEY = "image_encoder"
+#: Colour channels of a preprocessed image.
+IMAGE_CHANNELS = 3
+
+
+def image_paths(split: QASplit, data_dir: str | os.PathLike[str]) -> dict[str, Path]:
+    """``{image id: image file}`` of the images a split's examples show (the module's layout).
+
+    Raises:
+        DataError: two VCR images of different movies share a file stem (their image id).
+    """
+    root = Path(data_dir) / TASK_DIRS[split.task]
+    if split.task == "vqa":
+        folder = root / IMAGE_SUBTYPE.get(split.subtype, split.subtype)
+        paths = (vqa_image_path(folder, split.subtype, r.question.image_id) for r in split.records)
+        return {path.stem: path for path in paths}
+    if split.task == "snli-ve":
+        return {e.image_id: root / SNLI_VE_IMAGES_DIR / f"{e.image_id}.jpg" for e in split.records}
+    found: dict[str, Path] = {}
+    for item in split.records:
+        path = root / VCR_IMAGES_DIR / item.img_fn
+        image_id = vcr_image_id(item.img_fn)
+        if found.setdefault(image_id, path) != path:
+            raise DataError(
+                split.path, f"images {found[image_id]} and {path} share the id {image_id}"
+            )
+    return found
+
+
+class ImageFiles:
+    """Preprocessed images by image id, read from their files (see the module).
+
+    It stands where :class:`~vqa_ve.datasets.FeatureFiles` stands for
+    :func:`~vqa_ve.datasets.collate` and :func:`~vqa_ve.training.evaluation.predict`:
+    ``files[image_id]`` is float32 ``[3, H*W]`` and :attr:`grid_shape` is ``(3, H*W)``.
+    """
+
+    layout = "image-files"
+
+    def __init__(
+        self,
+        paths: Mapping[str, Path],
+        encoder: CLIPEncoder,
+        root: str | os.PathLike[str],
+        cache: bool = True,
+    ) -> None:
+        self.paths = dict(paths)
+        self.preprocess = encoder.preprocess
+        self.image_size = encoder.image_size
+        height, width = self.image_size
+        self.grid_shape = (IMAGE_CHANNELS, height * width)
+        self.feature_dim = height * width
+        self.path = Path(root)
+        self.attrs: dict[str, Any] = {}
+        self.cache: dict[str, np.ndarray] | None = {} if cache else None
+
+    def __contains__(self, image_id: object) -> bool:
+        return image_id in self.paths
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, image_id: str) -> np.ndarray:
+        """float32 ``[3, H*W]``: the image prepared by the encoder's ``preprocess``."""
+        if self.cache is not None and image_id in self.cache:
+            return self.cache[image_id]
+        path = self.paths.get(image_id)
+        if path is None:
+            raise DataError(self.path, f"no image file for image {image_id}")
+        pixels = self.preprocess(load_image(path))  # [3, H, W]
+        array = pixels.reshape(self.grid_shape).numpy()  # [3, H*W]
+        if self.cache is not None:
+            self.cache[image_id] = array
+        return array
+
+    def check(self, examples: Iterable[QAExample], source: Path) -> None:
+        """Fail fast (one line naming the file) when an example's image file is missing."""
+        for example in examples:
+            path = self.paths.get(example.image_id)
+            if path is None:
+                raise DataError(
+                    source, f"no image file for image {example.image_id} (example {example.key})"
+                )
+            if not path.is_file():
+                raise DataError(
+                    path, f"image file not found (image of example {example.key} of {source})"
+                )
+
+
+def token_shape(encoder: CLIPEncoder, tokens: str) -> tuple[int, int]:
+    """``(R, F)`` of one image's tokens: ``(h*w, C)`` grid cells or ``(1, E)`` pooled."""
+    if tokens not in IMAGE_TOKENS:
+        raise ValueError(f"image tokens {tokens!r}, expected one of {IMAGE_TOKENS}")
+    if tokens == POOLED_TOKENS:
+        return 1, encoder.embed_dim
+    height, width, channels = image_grid_dims(encoder)
+    return height * width, channels
+
+
+class EncodedQAModel(nn.Module):
+    """The fusion model with its image encoder in front (see the module).
+
+    Batches carry pixels ``[B, 3, H*W]`` (:class:`ImageFiles`); the encoder turns them into
+    the image tokens of the stored-feature path.
+    """
+
+    def __init__(
+        self,
+        fusion: QAFusionModel,
+        image_encoder: CLIPEncoder,
+        tokens: str = GRID_TOKENS,
+        finetune: bool = False,
+    ) -> None:
+        super().__init__()
+        expected = (fusion.config.num_regions, fusion.config.feature_dim)
+        if token_shape(image_encoder, tokens) != expected:
+            raise ValueError(
+                f"{image_encoder.model_name} {tokens} tokens are "
+                f"{token_shape(image_encoder, tokens)}, the fusion model takes {expected}"
+            )
+        self.fusion = fusion
+        self.image_encoder = image_encoder
+        self.tokens = tokens
+        self.finetune = finetune
+        image_encoder.requires_grad_(finetune)
+        self.train(self.training)
+
+    @property
+    def config(self) -> QAModelConfig:
+        return self.fusion.config
+
+    def image_tokens(self, pixels: torch.Tensor) -> torch.Tensor:
+        """``[B, 3, H*W]`` (or ``[B, 3, H, W]``) pixels -> image tokens ``[B, R, F]``."""
+        images = pixels.reshape(pixels.shape[0], IMAGE_CHANNELS, *self.image_encoder.image_size)
+        with torch.set_grad_enabled(self.finetune and torch.is_grad_enabled()):
+            if self.tokens == POOLED_TOKENS:
+                return self.image_encoder.encode_image(images)[:, None]  # [B, 1, E]
+            grid = self.image_encoder.encode_image_grid(images)  # [B, h, w, C]
+            return grid.flatten(1, 2)  # [B, h*w, C]
+
+    def encoded(self, batch: QABatch) -> QABatch:
+        """``batch`` with its pixels replaced by image tokens."""
+        return dataclasses.replace(batch, image=self.image_tokens(batch.image))
+
+    def forward(self, batch: QABatch) -> torch.Tensor:
+        return self.fusion(self.encoded(batch))
+
+    def losses(self, batch: QABatch) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        return self.fusion.losses(self.encoded(batch))
+
+    def train(self, mode: bool = True) -> EncodedQAModel:
+        """Train/eval mode; a frozen encoder always stays in eval mode."""
+        super().train(mode)
+        if not self.finetune:
+            self.image_encoder.eval()
+        return self
+
+
+def build_image_encoder(
+    weights: str, model_name: str = "", device: str | torch.device = "cpu"
+) -> CLIPEncoder:
+    """The encoder of ``train-qa --image-encoder WEIGHTS [--encoder-model NAME]``: a pretrained
+    tag or weight file (as ``clipvil features --pretrained``), or ``random`` (a random init
+    drawn from the global generator, which the trainer seeds)."""
+    if weights != RANDOM_WEIGHTS and not model_name:
+        metadata = read_checkpoint_metadata(weights) if os.path.isfile(weights) else None
+        if metadata is None:
+            raise DataError(
+                "--encoder-model",
+                "required unless --image-encoder is a clipvil checkpoint (which records its model)",
+            )
+        model_name = str(metadata["model_name"])
+    if not model_name:
+        raise DataError("--encoder-model", "required with --image-encoder random")
+    pretrained = None if weights == RANDOM_WEIGHTS else weights
+    return create_encoder(model_name, pretrained, device=device)
+
+
+def encoder_record(model: EncodedQAModel, weights: str) -> dict[str, Any]:
+    """What rebuilds the encoder's architecture from a checkpoint (its weights are in the
+    model's state dict), and where its starting weights came from."""
+    encoder = model.image_encoder
+    return {
+        "model_name": encoder.model_name,
+        "model_config": encoder.model_config,
+        "image_size": list(encoder.image_size),
+        "tokens": model.tokens,
+        "finetuned": model.finetune,
+        "pretrained": weights,
+    }
+
+
+def build_encoded_model(payload: dict[str, Any]) -> EncodedQAModel:
+    """The model of a checkpoint holding an :data:`ENCODER_PAYLOAD_KEY` entry, with random
+    weights (the caller loads ``payload["state_dict"]``)."""
+    record = payload[ENCODER_PAYLOAD_KEY]
+    encoder = create_encoder(
+        record["model_name"], None, quick_gelu=record["model_config"].get("quick_gelu")
+    )
+    if list(encoder.image_size) != list(record["image_size"]):
+        encoder.set_image_size(tuple(record["image_size"]))
+    fusion = QAFusionModel(QAModelConfig(**payload["model_config"]))
+    return EncodedQAModel(fusion, encoder, record["tokens"], bool(record["finetuned"]))
