@@ -5,19 +5,19 @@ encodes every image once with a frozen encoder. This module does the same encodi
 the model, so that the encoder can also be fine-tuned end to end (CLIP-ViL's frozen
 features are the default; fine-tuning is the option):
 
-- :func:`image_paths` maps each image id of a split to its file under the QA data root
-  (the layout of :mod:`vqa_ve.datasets`)::
+- :class:`ImageFiles` finds each image id's file under the QA data root (the layout of
+  :mod:`vqa_ve.datasets`)::
 
       DIR/vqa/{subtype}/COCO_{subtype}_{image_id:012d}.jpg     (test-dev2015 reads test2015)
       DIR/snli_ve/images/{Flickr30K_ID}.jpg
-      DIR/vcr/vcr1images/{img_fn}                             (img_fn = {movie}/{image}.jpg)
+      DIR/vcr/vcr1images/{movie}/{image}.jpg                  (found by file stem: the id)
 
-- :class:`ImageFiles` serves each image prepared by the encoder's own ``preprocess`` (the
-  exact tensor :func:`~vln_agent.extract_images.extract_image_features` encodes), in the
-  shape :func:`vqa_ve.datasets.collate` stacks: ``[3, H*W]`` per image, so a batch's
-  ``image`` holds pixels ``[B, 3, H*W]`` instead of tokens. With ``cache`` (the default)
-  each image is decoded and preprocessed once and kept in memory (``3*H*W`` float32 per
-  image: 150 KB at 112 px, 600 KB at 224 px; the embedded worlds' few hundred images fit
+  and serves each image prepared by the encoder's own ``preprocess`` (the exact tensor
+  :func:`~vln_agent.extract_images.extract_image_features` encodes), in the shape
+  :func:`vqa_ve.datasets.collate` stacks: ``[3, H*W]`` per image, so a batch's ``image``
+  holds pixels ``[B, 3, H*W]`` instead of tokens. With ``cache`` (the default) each image
+  is decoded and preprocessed once and kept in memory (``3*H*W`` float32 per image: 150 KB
+  at 112 px, 600 KB at 224 px; the embedded worlds' few hundred images fit
   easily, a full COCO does not: turn it off there);
 - :class:`EncodedQAModel` is the fusion model with its image encoder in front: pixels
   ``[B, 3, H*W]`` -> image tokens ``[B, h*w, C]`` (:meth:`CLIPEncoder.encode_image_grid`,
@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,14 +43,16 @@ from torch import nn
 
 from envs.errors import DataError
 from vln_agent.encoders import CLIPEncoder, create_encoder, read_checkpoint_metadata
-from vln_agent.extract_images import image_grid_dims, load_image
+from vln_agent.extract_images import ImageFeatures, image_grid_dims, list_images, load_image
 from vqa_ve.data.vcr import IMAGES_DIR as VCR_IMAGES_DIR
-from vqa_ve.data.vqa import IMAGE_SUBTYPE, vqa_image_path
-from vqa_ve.datasets import TASK_DIRS, QAExample, QASplit, vcr_image_id
+from vqa_ve.datasets import TASK_DIRS, FeatureFiles, QAExample, check_features
 from vqa_ve.models.fusion import QABatch, QAFusionModel, QAModelConfig
 
 #: The folder of SNLI-VE's Flickr30k images under ``DIR/snli_ve/``.
 SNLI_VE_IMAGES_DIR = "images"
+#: VQA's image ids are ``COCO_{subtype}_{image_id:012d}``; COCO and Flickr30k files are JPEGs.
+VQA_IMAGE_PREFIX = "COCO_"
+IMAGE_SUFFIX = ".jpg"
 #: Image tokens the encoder gives the fusion model: its grid cells or its pooled embedding.
 GRID_TOKENS, POOLED_TOKENS = "grid", "pooled"
 IMAGE_TOKENS = (GRID_TOKENS, POOLED_TOKENS)
@@ -62,68 +64,58 @@ ENCODER_PAYLOAD_KEY = "image_encoder"
 IMAGE_CHANNELS = 3
 
 
-def image_paths(split: QASplit, data_dir: str | os.PathLike[str]) -> dict[str, Path]:
-    """``{image id: image file}`` of the images a split's examples show (the module's layout).
-
-    Raises:
-        DataError: two VCR images of different movies share a file stem (their image id).
-    """
-    root = Path(data_dir) / TASK_DIRS[split.task]
-    if split.task == "vqa":
-        folder = root / IMAGE_SUBTYPE.get(split.subtype, split.subtype)
-        paths = (vqa_image_path(folder, split.subtype, r.question.image_id) for r in split.records)
-        return {path.stem: path for path in paths}
-    if split.task == "snli-ve":
-        return {e.image_id: root / SNLI_VE_IMAGES_DIR / f"{e.image_id}.jpg" for e in split.records}
-    found: dict[str, Path] = {}
-    for item in split.records:
-        path = root / VCR_IMAGES_DIR / item.img_fn
-        image_id = vcr_image_id(item.img_fn)
-        if found.setdefault(image_id, path) != path:
-            raise DataError(
-                split.path, f"images {found[image_id]} and {path} share the id {image_id}"
-            )
-    return found
-
-
 class ImageFiles:
-    """Preprocessed images by image id, read from their files (see the module).
+    """Preprocessed images by image id, read from their files under the QA data root.
 
     It stands where :class:`~vqa_ve.datasets.FeatureFiles` stands for
     :func:`~vqa_ve.datasets.collate` and :func:`~vqa_ve.training.evaluation.predict`:
     ``files[image_id]`` is float32 ``[3, H*W]`` and :attr:`grid_shape` is ``(3, H*W)``.
+    An image id names its file (module layout): VQA's and SNLI-VE's directly, VCR's through
+    an index of ``vcr1images/`` by file stem (the ids of ``clipvil features --images``).
     """
 
     layout = "image-files"
 
     def __init__(
         self,
-        paths: Mapping[str, Path],
+        data_dir: str | os.PathLike[str],
+        task: str,
         encoder: CLIPEncoder,
-        root: str | os.PathLike[str],
         cache: bool = True,
     ) -> None:
-        self.paths = dict(paths)
+        self.task = task
+        self.path = Path(data_dir) / TASK_DIRS[task]
         self.preprocess = encoder.preprocess
-        self.image_size = encoder.image_size
-        height, width = self.image_size
+        height, width = encoder.image_size
         self.grid_shape = (IMAGE_CHANNELS, height * width)
         self.feature_dim = height * width
-        self.path = Path(root)
         self.attrs: dict[str, Any] = {}
         self.cache: dict[str, np.ndarray] | None = {} if cache else None
+        self._vcr_index: dict[str, Path] | None = None
+
+    def image_path(self, image_id: str) -> Path | None:
+        """The file of ``image_id`` (None when the id names none; the file may be missing)."""
+        if self.task == "vqa":
+            name = image_id.removeprefix(VQA_IMAGE_PREFIX)
+            if name == image_id or "_" not in name:
+                return None
+            subtype = name.rsplit("_", 1)[0]  # COCO_{subtype}_{image_id:012d}
+            return self.path / subtype / f"{image_id}{IMAGE_SUFFIX}"
+        if self.task == "snli-ve":
+            return self.path / SNLI_VE_IMAGES_DIR / f"{image_id}{IMAGE_SUFFIX}"
+        if self._vcr_index is None:
+            self._vcr_index = list_images(self.path / VCR_IMAGES_DIR)
+        return self._vcr_index.get(image_id)
 
     def __contains__(self, image_id: object) -> bool:
-        return image_id in self.paths
-
-    def __len__(self) -> int:
-        return len(self.paths)
+        path = self.image_path(image_id) if isinstance(image_id, str) else None
+        return path is not None and path.is_file()
 
     def __getitem__(self, image_id: str) -> np.ndarray:
         """float32 ``[3, H*W]``: the image prepared by the encoder's ``preprocess``."""
         if self.cache is not None and image_id in self.cache:
             return self.cache[image_id]
-        path = self.paths.get(image_id)
+        path = self.image_path(image_id)
         if path is None:
             raise DataError(self.path, f"no image file for image {image_id}")
         pixels = self.preprocess(load_image(path))  # [3, H, W]
@@ -135,15 +127,30 @@ class ImageFiles:
     def check(self, examples: Iterable[QAExample], source: Path) -> None:
         """Fail fast (one line naming the file) when an example's image file is missing."""
         for example in examples:
-            path = self.paths.get(example.image_id)
+            path = self.image_path(example.image_id)
             if path is None:
                 raise DataError(
-                    source, f"no image file for image {example.image_id} (example {example.key})"
+                    self.path,
+                    f"no image file for image {example.image_id} (example {example.key} of "
+                    f"{source})",
                 )
             if not path.is_file():
                 raise DataError(
                     path, f"image file not found (image of example {example.key} of {source})"
                 )
+
+
+def check_inputs(
+    features: ImageFeatures | FeatureFiles | ImageFiles,
+    examples: Sequence[QAExample],
+    source: Path,
+) -> None:
+    """:func:`~vqa_ve.datasets.check_features` of a feature file, or
+    :meth:`ImageFiles.check` (naming the missing file) when images are encoded on the fly."""
+    if isinstance(features, ImageFiles):
+        features.check(examples, source)
+    else:
+        check_features(features, examples, source)
 
 
 def token_shape(encoder: CLIPEncoder, tokens: str) -> tuple[int, int]:

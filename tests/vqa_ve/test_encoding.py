@@ -12,14 +12,13 @@ import torch
 
 from envs.errors import DataError
 from vln_agent.encoders import create_encoder
-from vln_agent.extract_images import extract_image_features, open_image_features
+from vln_agent.extract_images import extract_image_features, list_images, open_image_features
 from vqa_ve.datasets import EVAL_SPLITS, TRAIN_SPLITS, evaluation_examples, load_split
 from vqa_ve.encoding import (
     GRID_TOKENS,
     POOLED_TOKENS,
     EncodedQAModel,
     ImageFiles,
-    image_paths,
     token_shape,
 )
 from vqa_ve.models.fusion import QAFusionModel, QAModelConfig
@@ -51,9 +50,8 @@ def test_tokens_are_those_of_the_stored_features(
     stored = tmp_path / "val2014.h5"
     options = {"grid": True, "progress": False, "workers": 0, "batch_size": 4}
     extract_image_features(qa / "vqa" / "val2014", tiny_encoder, stored, **options)
-    split = load_split("vqa", qa, EVAL_SPLITS["vqa"])
-    files = ImageFiles(image_paths(split, qa), tiny_encoder, qa)
-    ids = sorted(files.paths)[:5]
+    files = ImageFiles(qa, "vqa", tiny_encoder)
+    ids = list(list_images(qa / "vqa" / "val2014"))[:5]
     model = encoded_model(tiny_encoder, tokens).eval()
     pixels = torch.from_numpy(np.stack([files[i] for i in ids]))  # [B, 3, H*W]
     with torch.no_grad():
@@ -70,11 +68,12 @@ def test_every_example_of_each_task_finds_its_image_file(tiny_synthetic_world, t
     qa = tiny_synthetic_world / "qa"
     for name in (TRAIN_SPLITS[task], EVAL_SPLITS[task]):
         split = load_split(task, qa, name)
-        files = ImageFiles(image_paths(split, qa), tiny_encoder, qa)
+        files = ImageFiles(qa, task, tiny_encoder)
         files.check(evaluation_examples(split), split.path)
         first = evaluation_examples(split)[0].image_id
         assert files[first].shape == (3, 32 * 32)
         assert files[first] is files[first]  # cached: decoded once
+    assert "COCO_val2014_x" not in files and "no-such-image" not in files
 
 
 def test_bad_image_files_are_one_line_errors_naming_the_file(
@@ -83,12 +82,12 @@ def test_bad_image_files_are_one_line_errors_naming_the_file(
     qa = tmp_path / "qa"
     shutil.copytree(tiny_synthetic_world / "qa" / "snli_ve", qa / "snli_ve")
     split = load_split("snli-ve", qa, TRAIN_SPLITS["snli-ve"])
-    paths = image_paths(split, qa)
+    files = ImageFiles(qa, "snli-ve", tiny_encoder, cache=False)
     examples = evaluation_examples(split)
-    broken, missing = paths[examples[0].image_id], paths[examples[-1].image_id]
+    broken = files.image_path(examples[0].image_id)
+    missing = files.image_path(examples[-1].image_id)
     broken.write_bytes(b"not a jpeg")
     missing.unlink()
-    files = ImageFiles(paths, tiny_encoder, qa, cache=False)
     with pytest.raises(DataError, match="image file not found") as err:
         files.check(examples, split.path)
     assert str(missing) in str(err.value) and "\n" not in str(err.value)
