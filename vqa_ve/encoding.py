@@ -42,6 +42,8 @@ import torch
 from torch import nn
 
 from envs.errors import DataError
+from envs.features.provenance import NO_WEIGHTS, WEIGHTS_SHA256_ATTR, encoder_identity
+from envs.fileio import file_sha256
 from vln_agent.encoders import CLIPEncoder, create_encoder, read_checkpoint_metadata
 from vln_agent.extract_images import ImageFeatures, image_grid_dims, list_images, load_image
 from vqa_ve.data.vcr import IMAGES_DIR as VCR_IMAGES_DIR
@@ -242,18 +244,48 @@ def build_image_encoder(
     return create_encoder(model_name, pretrained, device=device)
 
 
-def encoder_record(model: EncodedQAModel, weights: str) -> dict[str, Any]:
-    """What rebuilds the encoder's architecture from a checkpoint (its weights are in the
-    model's state dict), and where its starting weights came from."""
+def parameter_groups(model: EncodedQAModel, encoder_learning_rate: float) -> list[dict[str, Any]]:
+    """The optimizer's parameter groups: the fusion model's (the run's learning rate), then,
+    when fine-tuned, the encoder's at ``encoder_learning_rate`` (the last group)."""
+    groups: list[dict[str, Any]] = [{"params": list(model.fusion.parameters())}]
+    if model.finetune:
+        groups.append(
+            {"params": list(model.image_encoder.parameters()), "lr": encoder_learning_rate}
+        )
+    return groups
+
+
+def encoder_record(model: EncodedQAModel, weights: str, seed: int) -> dict[str, Any]:
+    """The checkpoint's :data:`ENCODER_PAYLOAD_KEY` entry: what rebuilds the encoder's
+    architecture (its weights are in the model's state dict), its tokens, whether it was
+    fine-tuned, and where its starting weights came from (``identity``: the
+    :func:`~envs.features.provenance.encoder_identity` a feature file of it would record;
+    a weight file is hashed, so call this once per run)."""
     encoder = model.image_encoder
+    attrs: dict[str, Any] = {
+        "model_name": encoder.model_name,
+        "image_size": int(encoder.image_size[0]),
+        "pretrained": NO_WEIGHTS if weights == RANDOM_WEIGHTS else weights,
+        "seed": seed,
+    }
+    if os.path.isfile(weights):
+        attrs[WEIGHTS_SHA256_ATTR] = file_sha256(weights)
     return {
         "model_name": encoder.model_name,
         "model_config": encoder.model_config,
         "image_size": list(encoder.image_size),
         "tokens": model.tokens,
+        "shape": list(token_shape(encoder, model.tokens)),
         "finetuned": model.finetune,
         "pretrained": weights,
+        "identity": encoder_identity(attrs),
     }
+
+
+def image_provenance_of(record: dict[str, Any]) -> dict[str, Any]:
+    """What a checkpoint records of its image tokens when it encodes images itself (as
+    :func:`~vqa_ve.datasets.image_provenance` does for a feature file)."""
+    return {"layout": ImageFiles.layout, "shape": record["shape"], "encoder": record["identity"]}
 
 
 def build_encoded_model(payload: dict[str, Any]) -> EncodedQAModel:
