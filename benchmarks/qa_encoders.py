@@ -231,10 +231,12 @@ def main() -> None:
     parser.add_argument("extra", nargs="*", help="more train-qa flags (after --)")
     args = parser.parse_args()
     tasks, seeds = args.tasks.split(","), [int(s) for s in args.seeds.split(",")]
+    chosen = args.arms.split(",")
+    arms = [arm for arm, name in zip(ARMS, ARM_NAMES, strict=True) if name in chosen]
     if not args.report_only:
-        folders = extract(args.world, args.out, args.supervised)
+        folders = extract(args.world, args.out, args.supervised, {kind for _, kind, _ in arms})
         cells = [
-            (task, kind, blind, seed) for task in tasks for _, kind, blind in ARMS for seed in seeds
+            (task, kind, blind, seed) for task in tasks for _, kind, blind in arms for seed in seeds
         ]
         cells.sort(key=lambda c: c[0] != "vcr")  # the longest runs first
 
