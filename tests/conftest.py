@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -42,3 +43,18 @@ def tiny_synthetic_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("tiny_synthetic_world")
     build_world(out, preset="tiny", seed=TINY_WORLD_SEED, workers=1)
     return out
+
+
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """Run the test with one intra-op torch thread (restored after).
+
+    On a small shared CPU, two OpenMP threads per test process spin against each other and
+    against the other processes: tiny models then run 10-30x slower than on one thread.
+    """
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

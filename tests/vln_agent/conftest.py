@@ -4,7 +4,7 @@ and a tiny training world (a few real R2R scans with random panorama features)."
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,16 +109,3 @@ def make_features() -> Callable[..., Path]:
     """``make_features(path, data_dir, scans, feature_size, seed=0, skip=())`` writes a
     random-feature HDF5 file (``skip``: viewpoints left out)."""
     return write_random_features
-
-
-@pytest.fixture
-def one_torch_thread() -> Iterator[None]:
-    """Run the test with one intra-op torch thread (restored after).
-
-    On a small shared CPU, two OpenMP threads per test process spin against each other and
-    against the other processes: tiny models then run 10-30x slower than on one thread.
-    """
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
