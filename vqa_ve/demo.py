@@ -11,24 +11,47 @@ world's ``val`` split and on its lighting-shifted copy ``val_shift``, beside a b
 2. runs each shipped model (:data:`QA_CHECKPOINTS`) on both splits with eval-qa's functions
    and writes what ``clipvil eval-qa`` writes, the official prediction file and
    ``metrics.json``, under ``OUT/<task>/<split>/``;
-3. returns one :class:`QARow` per task, split and official metric, with the blind baseline
-   (:func:`blind_scores`).
+3. returns one :class:`QARow` per task, split and official metric, beside the blind
+   baseline's: the training split's majority answer for every question
+   (:func:`vqa_ve.baselines.majority_predictions`), scored by the same official metric.
 
-A task whose shipped checkpoint is missing, or whose model was trained on features of
-another shape than the demo's encoder gives, is named in one line and skipped.
+A task whose shipped checkpoint is missing, or whose model eval-qa would refuse the demo's
+features (trained on another token shape or encoder), is named in one line and skipped.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from envs.errors import DataError
+from envs.fileio import file_sha256, make_output_dir, write_json
 from envs.synthetic.qa.writer import QA_SPLITS, snli_ve_images, vcr_images, vqa_files
+from envs.tokenizer import Tokenizer
+from vln_agent.encoders import create_encoder_of_kind
+from vln_agent.extract_images import (
+    GRID_LAYOUT,
+    extract_image_features,
+    list_images,
+    open_image_features,
+)
+from vqa_ve.baselines import majority_predictions
+from vqa_ve.commands.eval_qa import DEFAULT_BATCH_SIZE, METRICS_FILE
+from vqa_ve.data.vqa import AnswerVocabulary
+from vqa_ve.datasets import (
+    TRAIN_SPLITS,
+    FeatureFiles,
+    QASplit,
+    check_features,
+    check_image_provenance,
+    evaluation_examples,
+    load_split,
+)
+from vqa_ve.models import load_qa_model
+from vqa_ve.models.fusion import QAFusionModel
+from vqa_ve.training.evaluation import PREDICTION_FILES, predict, score, write_prediction_file
 
 #: The shipped QA models (checkpoints/*.md cards), trained on the ``small`` world's train
 #: split with grid features of the shipped small CLIP.
@@ -41,16 +64,11 @@ QA_CHECKPOINTS = {
 DEMO_QA_SPLITS = ("val", "val_shift")
 TASK_NAMES = {"vqa": "VQA", "snli-ve": "SNLI-VE", "vcr": "VCR"}
 METRIC_NAMES = {"accuracy": "accuracy", "q2a": "Q->A", "qa2r": "QA->R", "q2ar": "Q->AR"}
-#: VCR's blind baseline: chance over its 4 choices (Q->AR: right answer and rationale).
-VCR_CHOICES = 4
-VCR_CHANCE = {"q2a": 100.0 / VCR_CHOICES, "qa2r": 100.0 / VCR_CHOICES, "q2ar": 100.0 / 16}
-#: Where the demo's prediction files and metrics go under its output folder.
-QA_OUT = "qa"
 #: Device of the demo's QA evaluation (its features are extracted on the CPU too).
 DEVICE = "cpu"
 BLIND_NOTE = (
-    "blind: the train split's most frequent VQA answer / majority SNLI-VE label, scored by "
-    "the official metric; VCR chance (1/4, Q->AR 1/16)"
+    "blind: the train split's majority answer (VQA), label (SNLI-VE), answer and rationale "
+    "position (VCR)"
 )
 
 
@@ -70,7 +88,7 @@ class QARow:
     blind: float
     #: Questions (VQA), pairs (SNLI-VE) or items (VCR) scored.
     items: int
-    #: Seconds to load, predict, score and write the split.
+    #: Seconds to read, predict, score and write the split.
     seconds: float
 
 
@@ -101,9 +119,9 @@ def evaluate_shipped_qa(
     encoder_model: str,
     workers: int,
 ) -> list[QARow]:
-    """Extract the QA features once per image folder, then score each shipped QA model on
-    ``val`` and ``val_shift`` (see the module). ``out``: the prediction files and metrics."""
-    qa_dir, out = Path(qa_dir), Path(out)
+    """Extract the QA grid features once per image folder, then score each shipped QA
+    model on ``val`` and ``val_shift`` (see the module); ``out`` gets ``<task>/<split>/``."""
+    qa_dir = Path(qa_dir)
     present = {}
     for task, name in QA_CHECKPOINTS.items():
         path = Path(checkpoints_dir) / name
@@ -111,62 +129,51 @@ def evaluate_shipped_qa(
             present[task] = path
         else:
             print(f"      no {TASK_NAMES[task]} model at {path}: {TASK_NAMES[task]} skipped")
-    folders = {
-        image_folder(qa_dir, task, split_name(task, qa_split))
-        for task in present
-        for qa_split in DEMO_QA_SPLITS
-    }
-    features = {
-        folder: features_file(Path(features_dir), qa_dir, folder) for folder in sorted(folders)
-    }
+    splits = {task: [split_name(task, s) for s in DEMO_QA_SPLITS] for task in present}
+    folders = {image_folder(qa_dir, task, s) for task in present for s in splits[task]}
+    features = {f: features_file(Path(features_dir), qa_dir, f) for f in sorted(folders)}
     ensure_grid_features(features, Path(encoder_path), encoder_model, workers)
     rows: list[QARow] = []
     for task, checkpoint in present.items():
-        splits = [split_name(task, qa_split) for qa_split in DEMO_QA_SPLITS]
-        files = [features[image_folder(qa_dir, task, split)] for split in splits]
-        rows += evaluate_task(task, checkpoint, qa_dir, dict(zip(splits, files, strict=True)), out)
+        files = {s: features[image_folder(qa_dir, task, s)] for s in splits[task]}
+        rows += evaluate_task(task, checkpoint, qa_dir, files, Path(out))
     return rows
 
 
 def ensure_grid_features(
     features: dict[Path, Path], encoder_path: Path, model: str, workers: int
 ) -> None:
-    """Write ``{image folder: feature file}``'s grid features with the CLIP at
+    """Write each ``{image folder: feature file}``'s grid features with the CLIP at
     ``encoder_path``, keeping a finished file of the same weights that holds every image."""
-    from envs.fileio import file_sha256
-    from vln_agent.encoders import create_encoder_of_kind
-    from vln_agent.extract_images import extract_image_features
-
-    if not features:
-        return
-    digest = file_sha256(encoder_path)
-    encoder = attrs = None
+    digest = file_sha256(encoder_path) if features else ""
+    todo = {}
     for folder, path in features.items():
         if is_finished(path, folder, digest):
             print(f"      reusing {path} (made with the same encoder)")
-            continue
-        path.unlink(missing_ok=True)
-        if encoder is None:
-            encoder, attrs = create_encoder_of_kind("clip", model, str(encoder_path))
-            attrs.update(pretrained=encoder_path.name, pretrained_sha256=digest)
+        else:
+            todo[folder] = path
+    if not todo:
+        return
+    encoder, attrs = create_encoder_of_kind("clip", model, str(encoder_path))
+    attrs.update(pretrained=encoder_path.name, pretrained_sha256=digest)
+    for folder, path in todo.items():
         print(f"      {folder} -> {path}")
+        path.unlink(missing_ok=True)
         path.parent.mkdir(parents=True, exist_ok=True)
         extract_image_features(folder, encoder, path, grid=True, workers=workers, attrs=attrs)
 
 
 def is_finished(path: Path, folder: Path, digest: str) -> bool:
     """Whether ``path`` holds grid features of every image in ``folder``, made with the
-    weights of SHA-256 ``digest`` (an unreadable file is not)."""
-    from vln_agent.extract_images import GRID_LAYOUT, list_images, open_image_features
-
+    weights of SHA-256 ``digest`` (an unreadable file does not)."""
     if not path.is_file():
         return False
     try:
         with open_image_features(path) as features:
-            if features.attrs.get("pretrained_sha256") != digest:
-                return False
-            return features.layout == GRID_LAYOUT and features.image_ids() == list(
-                list_images(folder)
+            return (
+                features.attrs.get("pretrained_sha256") == digest
+                and features.layout == GRID_LAYOUT
+                and features.image_ids() == list(list_images(folder))
             )
     except DataError:
         return False
@@ -175,31 +182,28 @@ def is_finished(path: Path, folder: Path, digest: str) -> bool:
 def evaluate_task(
     task: str, checkpoint: Path, qa_dir: Path, features: dict[str, Path], out: Path
 ) -> list[QARow]:
-    """The rows of one shipped model on each ``{split: feature file}``; none, with a line
-    saying why, when its features have another shape than the model was trained on."""
-    from vqa_ve.data.vqa import AnswerVocabulary
-    from vqa_ve.datasets import TRAIN_SPLITS, FeatureFiles, image_shape, load_split
-    from vqa_ve.models import load_qa_model
-
+    """The rows of one shipped model on each ``{split: feature file}``: none, and a line
+    saying why, when eval-qa would refuse the features (another token shape or encoder
+    than the model was trained on)."""
     model, tokenizer, payload = load_qa_model(checkpoint)
     if model.config.task != task:
         raise DataError(checkpoint, f"is a {model.config.task} model, not {task}")
-    expected = (model.config.num_regions, model.config.feature_dim)
     answers = AnswerVocabulary(tuple(payload["extra"]["answers"])) if task == "vqa" else None
-    train = load_split(task, qa_dir, TRAIN_SPLITS[task]) if task != "vcr" else None
+    train = load_split(task, qa_dir, TRAIN_SPLITS[task])
     rows = []
     for split_id, path in features.items():
         start = time.perf_counter()
-        feature_files = FeatureFiles([path])
-        if image_shape(feature_files) != expected:
-            print(
-                f"      {checkpoint.name} was trained on features of shape {list(expected)}, "
-                f"{path.name} has {list(image_shape(feature_files))}: {TASK_NAMES[task]} skipped"
-            )
+        files = FeatureFiles([path])
+        try:
+            check_image_provenance(files, payload, checkpoint)
+        except DataError as err:
+            print(f"      {TASK_NAMES[task]} skipped: {err}")
             return []
         split = load_split(task, qa_dir, split_id)
-        metrics = evaluate_split(model, tokenizer, answers, split, feature_files, checkpoint, out)
-        blind = blind_scores(split, train)
+        metrics = evaluate_split(
+            model, tokenizer, answers, split, files, checkpoint, out / task / split_id
+        )
+        blind = score(split, majority_predictions(train, split))
         seconds = time.perf_counter() - start
         rows += [
             QARow(task, split_id, key, value, blind[key], len(split.records), seconds)
@@ -208,25 +212,37 @@ def evaluate_task(
     return rows
 
 
-def evaluate_split(model, tokenizer, answers, split, features, checkpoint: Path, out: Path):  # noqa: ANN001, ANN201
-    """What ``clipvil eval-qa`` does on one labelled split: its official scores, written
-    with the prediction file under ``OUT/<task>/<split>/``."""
-    from envs.fileio import make_output_dir, write_json
-    from vqa_ve.commands.eval_qa import DEFAULT_BATCH_SIZE, METRICS_FILE
-    from vqa_ve.datasets import check_features, evaluation_examples
-    from vqa_ve.training.evaluation import (
-        PREDICTION_FILES,
-        predict,
-        score,
-        write_prediction_file,
-    )
-
+def evaluate_split(
+    model: QAFusionModel,
+    tokenizer: Tokenizer,
+    answers: AnswerVocabulary | None,
+    split: QASplit,
+    features: FeatureFiles,
+    checkpoint: Path,
+    out: Path,
+) -> dict[str, float]:
+    """What ``clipvil eval-qa`` does on a labelled split: the official scores, written to
+    ``out`` with the official prediction file (``metrics.json`` names ``checkpoint``)."""
     check_features(features, evaluation_examples(split), split.path)
     model.to(DEVICE)
     predictions = predict(model, split, tokenizer, features, answers, DEFAULT_BATCH_SIZE, DEVICE)
     metrics = score(split, predictions)
-    folder = make_output_dir(out / QA_OUT / split.task / split.split)
+    folder = make_output_dir(out)
     write_prediction_file(split.task, folder / PREDICTION_FILES[split.task], predictions)
     record = {"task": split.task, "split": split.split, "checkpoint": str(checkpoint)}
     write_json(folder / METRICS_FILE, {**record, **metrics})
     return metrics
+
+
+def format_qa_results(rows: list[QARow]) -> str:
+    """One line per task, split and metric: the model's score and the blind one, percent."""
+    header = (
+        f"{'task':<8} {'split':<13} {'metric':<9} {'model':>6} {'blind':>6} {'items':>6} {'sec':>5}"
+    )
+    lines = [header, "-" * len(header)]
+    for row in rows:
+        lines.append(
+            f"{TASK_NAMES[row.task]:<8} {row.split:<13} {METRIC_NAMES[row.metric]:<9} "
+            f"{row.score:6.1f} {row.blind:6.1f} {row.items:>6} {row.seconds:5.1f}"
+        )
+    return "\n".join(lines)

@@ -48,8 +48,12 @@ def test_demo_evaluates_the_agent_and_the_references(tiny_demo_inputs, tmp_path,
     argv = ["demo", "--world", str(world), "--preset", "tiny", "--out", str(out)]
     argv += ["--encoder-checkpoint", str(encoder_file), "--encoder-model", "clipvil-tiny"]
     argv += ["--follower-checkpoint", str(follower), "--splits", "val_unseen"]
+    # No QA models here (tests/vqa_ve/test_demo.py runs the QA part with tiny ones).
+    argv += ["--qa-checkpoints", str(tmp_path / "no-qa-models")]
     assert main(argv) == 0
     printed = capsys.readouterr().out
+    assert "[5/5] shipped QA models" in printed
+    assert all(f"{task} skipped" in printed for task in ("VQA", "SNLI-VE", "VCR"))
     table = [line for line in printed.splitlines() if line.startswith("val_unseen")]
     agents = [line.split()[1] for line in table]
     assert agents[:3] == ["CLIP", "shortest-path", "random"]  # synthetic world rows first

@@ -8,7 +8,14 @@
    and writes the submissions, metrics and episode maps;
 4. scores the same references on the real R2R splits when present (``--real``, else
    :func:`default_real_data`), to show that the same evaluator runs on the real graphs;
-5. prints the commands that train an agent from scratch.
+5. evaluates the shipped QA models (VQA, SNLI-VE, VCR) on the world's QA val split and its
+   lighting-shifted copy, beside a blind baseline (:mod:`vqa_ve.demo`: grid features of the
+   same CLIP, extracted once per image folder; prediction files and metrics under
+   ``OUT/qa/<task>/<split>/``); a missing QA checkpoint is said in one line and skipped;
+6. prints the commands that train an agent from scratch.
+
+The QA step is the one place where ``vln_agent`` reaches into ``vqa_ve``: the demo is the
+application on top of both halves, and imports it inside :func:`run` only.
 """
 
 from __future__ import annotations
@@ -17,11 +24,16 @@ import argparse
 import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from vqa_ve.demo import QARow
 
 NAME = "demo"
 HELP = (
     "Build the small synthetic world, extract CLIP features, evaluate the shipped agent "
-    "on val_seen and val_unseen, and print the metrics."
+    "on val_seen and val_unseen and the shipped QA models on the QA val splits, and print "
+    "the metrics."
 )
 
 DEFAULT_SPLITS = ("val_seen", "val_unseen")
@@ -36,6 +48,9 @@ ENCODER_CHECKPOINT = "clipvil-small-synthetic.pt"
 ENCODER_MODEL = "clipvil-small"
 FOLLOWER_CHECKPOINT = "follower-small-clip.pt"
 FEATURES_NAME = "clipvil-small-clip.h5"
+#: The world's QA folder (``clipvil world`` writes it unless ``--no-qa``) and where the QA
+#: predictions and metrics go under ``--out``.
+QA_FOLDER = "qa"
 DEMO_MAPS = 4
 #: Names the real R2R data root (``connectivity/``, ``R2R_*.json``); the tests read it too.
 REAL_DATA_ENV = "CLIPVIL_R2R_REAL"
@@ -130,6 +145,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=None,
         help=f"the agent to evaluate (default: shipped {FOLLOWER_CHECKPOINT})",
     )
+    parser.add_argument(
+        "--qa-checkpoints",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="folder of the QA models to evaluate, qa-{vqa,snli-ve,vcr}-small-clip.pt; a "
+        "missing one is skipped (default: the shipped checkpoints)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -148,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
     timings: dict[str, float] = {}
 
     step = time.perf_counter()
-    print(f"[1/4] synthetic world ({args.preset}, seed {DEMO_SEED}) in {args.world}")
+    print(f"[1/5] synthetic world ({args.preset}, seed {DEMO_SEED}) in {args.world}")
     with tqdm(
         total=PRESETS[args.preset].total_houses, desc="houses", unit="house", delay=1.0
     ) as bar:
@@ -157,12 +180,12 @@ def run(args: argparse.Namespace) -> int:
 
     step = time.perf_counter()
     features = args.world / "features" / FEATURES_NAME
-    print(f"[2/4] CLIP features -> {features}")
+    print(f"[2/5] CLIP features -> {features}")
     ensure_features(args.world, features, encoder, args.encoder_model, args.workers)
     timings["features"] = time.perf_counter() - step
 
     step = time.perf_counter()
-    print(f"[3/4] shipped follower on {', '.join(args.splits)} -> {args.out}")
+    print(f"[3/5] shipped follower on {', '.join(args.splits)} -> {args.out}")
     rows = evaluate_world(follower, args.world, features, args.splits, args.out, args.seed)
     timings["evaluation"] = time.perf_counter() - step
 
@@ -170,11 +193,21 @@ def run(args: argparse.Namespace) -> int:
     real = args.real if args.real is not None else default_real_data()
     real_rows = []
     if (real / "connectivity").is_dir():
-        print(f"[4/4] the same evaluator on the real R2R splits in {real}")
+        print(f"[4/5] the same evaluator on the real R2R splits in {real}")
         real_rows = reference_rows(real, args.splits, args.seed)
     else:
-        print(f"[4/4] no real R2R data at {real} (--real or ${REAL_DATA_ENV} names it): skipped")
+        print(f"[4/5] no real R2R data at {real} (--real or ${REAL_DATA_ENV} names it): skipped")
     timings["real data"] = time.perf_counter() - step
+
+    step = time.perf_counter()
+    qa_dir = args.world / QA_FOLDER
+    qa_rows: list[QARow] = []
+    if qa_dir.is_dir():
+        print(f"[5/5] shipped QA models on {qa_dir} (val, val_shift) -> {args.out / QA_FOLDER}")
+        qa_rows = evaluate_qa(args, qa_dir, encoder)
+    else:
+        print(f"[5/5] no QA data at {qa_dir} (a world built with --no-qa): skipped")
+    timings["QA"] = time.perf_counter() - step
 
     print()
     print(f"synthetic world: {args.world}")
@@ -183,8 +216,17 @@ def run(args: argparse.Namespace) -> int:
         print()
         print(f"real R2R data: {real}")
         print(format_results(real_rows))
+    if qa_rows:
+        from vqa_ve.demo import BLIND_NOTE, format_qa_results
+
+        print()
+        print(f"question answering: {qa_dir}")
+        print(format_qa_results(qa_rows))
+        print(BLIND_NOTE)
     print()
     print(f"maps, submissions and metrics: {args.out}/<split>/")
+    if qa_rows:
+        print(f"QA predictions and metrics: {args.out / QA_FOLDER}/<task>/<split>/")
     spent = ", ".join(f"{name} {seconds:.0f} s" for name, seconds in timings.items())
     print(f"time: {time.perf_counter() - started:.0f} s ({spent})")
     print()
@@ -197,6 +239,23 @@ def shipped(name: str) -> Path:
     from checkpoints import checkpoint_path
 
     return checkpoint_path(name)
+
+
+def evaluate_qa(args: argparse.Namespace, qa_dir: Path, encoder: Path) -> list[QARow]:
+    """The QA rows of :func:`vqa_ve.demo.evaluate_shipped_qa` (features beside the
+    navigation features, made with the same CLIP)."""
+    from checkpoints import CHECKPOINT_DIR
+    from vqa_ve.demo import evaluate_shipped_qa
+
+    return evaluate_shipped_qa(
+        qa_dir,
+        args.world / "features",
+        args.qa_checkpoints or CHECKPOINT_DIR,
+        args.out / QA_FOLDER,
+        encoder,
+        args.encoder_model,
+        args.workers,
+    )
 
 
 def ensure_features(
