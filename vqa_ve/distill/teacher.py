@@ -1,0 +1,178 @@
+"""The teacher's side of CLIP-TD: its image features from a file, its text embeddings cached.
+
+Image side, precomputed: ``clipvil features --images DIR --grid`` run with the teacher's
+weights writes, per image id, the pooled embedding ``[E]`` and the grid ``[h*w, C]``
+(:mod:`vln_agent.extract_images`), so training never runs the teacher's image tower.
+:class:`TeacherImageFeatures` reads a batch of them; the grid cells are stored before the
+tower's output projection, and :func:`project_grid` maps them into the joint space ``E``
+(the same map as ``CLIPEncoder.encode_image_grid(project=True)``: ViT ``ln_post`` tokens
+``@ proj``, ResNet ``layer4`` cells through the attention pool's value and output
+projections), which needs the teacher's projection weights only.
+
+Text side: :func:`embed_texts` embeds texts in batches (normalised ``[N, E]``) and
+:class:`TextEmbeddingCache` keeps them by text, so a candidate text is embedded once per
+run.
+
+Texts (:func:`instance_text`, :func:`candidate_texts`), our choices:
+
+* the text a grid cell's relevance is scored against: the VQA question, the SNLI-VE
+  hypothesis, VCR's context followed by the right choice (the context alone unlabelled);
+* the zero-shot candidates of the weighting: VCR's four ``context choice`` texts; SNLI-VE's
+  three labels rendered as hypotheses (:data:`SNLI_VE_TEMPLATES`: the hypothesis, "maybe
+  ...", "it is not true that ..."), in label-id order; VQA's answer vocabulary, one shared
+  text per answer (:data:`VQA_ANSWER_TEMPLATE`): question-conditioned candidates would be
+  ``questions x answers`` texts to embed, too many for a CPU run, and CLIP's text tower is
+  weak at reading questions anyway.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from envs.errors import DataError
+from vln_agent.encoders import CLIPEncoder
+from vln_agent.extract_images import GRID_LAYOUT, open_image_features
+from vqa_ve.data.vqa import AnswerVocabulary
+from vqa_ve.datasets import QAExample
+
+#: Texts embedded per teacher forward pass.
+TEXT_BATCH_SIZE = 64
+#: SNLI-VE's labels (entailment, neutral, contradiction) rendered as texts CLIP can match.
+SNLI_VE_TEMPLATES = ("{}", "maybe {}", "it is not true that {}")
+#: A VQA answer as a zero-shot candidate.
+VQA_ANSWER_TEMPLATE = "a photo of {}"
+
+
+@torch.no_grad()
+def embed_texts(
+    encoder: CLIPEncoder, texts: Sequence[str], batch_size: int = TEXT_BATCH_SIZE
+) -> torch.Tensor:
+    """Unit-normalised teacher text embeddings ``[N, E]`` (float32, CPU) of ``texts``,
+    ``batch_size`` at a time, in eval mode."""
+    was_training = encoder.training
+    encoder.eval()
+    try:
+        chunks = [
+            encoder.encode_text(
+                encoder.tokenize(list(texts[start : start + batch_size])),  # [n, 77]
+                normalize=True,
+                trim_padding=True,
+            ).cpu()  # [n, E]
+            for start in range(0, len(texts), batch_size)
+        ]
+    finally:
+        encoder.train(was_training)
+    if not chunks:
+        return torch.empty(0, encoder.embed_dim)
+    return torch.cat(chunks)  # [N, E]
+
+
+class TextEmbeddingCache:
+    """Teacher text embeddings by text (``text -> [E]``), each text embedded once."""
+
+    def __init__(self, encoder: CLIPEncoder, batch_size: int = TEXT_BATCH_SIZE) -> None:
+        self.encoder = encoder
+        self.batch_size = batch_size
+        self.embeddings: dict[str, torch.Tensor] = {}
+
+    def __len__(self) -> int:
+        return len(self.embeddings)
+
+    def __call__(self, texts: Sequence[str]) -> torch.Tensor:
+        """``[N, E]`` embeddings of ``texts`` (the missing ones embedded in batches)."""
+        missing = list(dict.fromkeys(t for t in texts if t not in self.embeddings))
+        if missing:
+            new = embed_texts(self.encoder, missing, self.batch_size)  # [M, E]
+            self.embeddings.update(zip(missing, new, strict=True))
+        if not texts:
+            return torch.empty(0, self.encoder.embed_dim)
+        return torch.stack([self.embeddings[t] for t in texts])  # [N, E]
+
+
+@torch.no_grad()
+def project_grid(encoder: CLIPEncoder, grid: torch.Tensor) -> torch.Tensor:
+    """Stored grid cells ``[..., C]`` (``encode_image_grid(project=False)``) -> the same
+    cells in the joint space ``[..., E]`` (what ``project=True`` gives)."""
+    visual = encoder.model.visual
+    grid = grid.to(encoder.device, torch.float32)
+    if encoder.is_vit:
+        return grid if visual.proj is None else grid @ visual.proj.float()  # [..., E]
+    if encoder.is_resnet:
+        pool = visual.attnpool
+        return pool.c_proj(pool.v_proj(grid))  # [..., E]
+    raise ValueError(f"{encoder.model_name}: grid features need a ViT or ModifiedResNet tower")
+
+
+def resample_grid(
+    cells: torch.Tensor, source: tuple[int, int], target: tuple[int, int]
+) -> torch.Tensor:
+    """Row-major grid cells ``[B, h*w, E]`` of a ``source`` ``(h, w)`` grid resampled
+    (bilinear) onto the ``target`` grid ``[B, h'*w', E]``, when the student's grid differs
+    from the teacher's."""
+    if source == target:
+        return cells
+    size, _, dim = cells.shape
+    image = cells.transpose(1, 2).reshape(size, dim, *source)  # [B, E, h, w]
+    image = F.interpolate(image, size=target, mode="bilinear", align_corners=False)
+    return image.reshape(size, dim, -1).transpose(1, 2)  # [B, h'*w', E]
+
+
+class TeacherImageFeatures:
+    """The teacher's image features of a ``--grid`` image feature file, by image id."""
+
+    def __init__(self, path: str | os.PathLike[str], encoder: CLIPEncoder) -> None:
+        self.encoder = encoder
+        self.features = open_image_features(path)
+        if self.features.layout != GRID_LAYOUT or self.features.grid_shape is None:
+            self.features.close()
+            raise DataError(path, "teacher features need grid cells: use features --grid")
+        model = self.features.attrs.get("model_name")
+        if isinstance(model, str) and model != encoder.model_name:
+            self.features.close()
+            raise DataError(path, f"made by {model}, but the teacher is {encoder.model_name}")
+        rows = int(self.features.attrs["grid_height"])
+        columns = int(self.features.attrs["grid_width"])
+        #: ``(h, w)`` of the teacher's grid.
+        self.grid_size = (rows, columns)
+
+    def pooled(self, image_ids: Sequence[str]) -> torch.Tensor:
+        """Pooled image embeddings ``[B, E]``."""
+        return torch.stack([torch.from_numpy(self.features.pooled(i)) for i in image_ids])
+
+    def cells(self, image_ids: Sequence[str]) -> torch.Tensor:
+        """Grid cells in the joint space ``[B, h*w, E]``."""
+        grid = torch.stack([torch.from_numpy(self.features.grid(i)) for i in image_ids])
+        return project_grid(self.encoder, grid).cpu()  # [B, h*w, E]
+
+    def close(self) -> None:
+        self.features.close()
+
+
+def instance_text(example: QAExample) -> str:
+    """The text the teacher scores grid cells against (see the module)."""
+    context = example.texts[0][0]
+    if len(example.texts) == 1:
+        return context  # the VQA question / the SNLI-VE hypothesis
+    if example.label is None:
+        return context
+    return f"{context} {example.texts[example.label][1]}"
+
+
+def candidate_texts(
+    task: str, example: QAExample, answers: AnswerVocabulary | None = None
+) -> list[str]:
+    """The zero-shot candidates of ``example``, in class order (see the module)."""
+    if task == "vqa":
+        if answers is None:
+            raise ValueError("VQA candidates need the answer vocabulary")
+        return [VQA_ANSWER_TEMPLATE.format(answer) for answer in answers.answers]
+    if task == "snli-ve":
+        hypothesis = example.texts[0][0]
+        return [template.format(hypothesis) for template in SNLI_VE_TEMPLATES]
+    if task == "vcr":
+        return [f"{context} {choice}" for context, choice in example.texts]
+    raise ValueError(f"task {task!r}")
