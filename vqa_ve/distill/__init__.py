@@ -6,7 +6,8 @@ fine-tuning only (arXiv 2201.05729; rewritten as arXiv 2204.10496).
   relevance, the student's own attention via :class:`StudentTap`);
 * :mod:`.weighting` — per-instance weights from the teacher's zero-shot confidence;
 * :mod:`.loss` — the projection into CLIP's space and the weighted distillation term;
-* :mod:`.teacher` — the teacher's precomputed image features and cached text embeddings.
+* :mod:`.teacher` — the teacher's precomputed image features and cached text embeddings;
+* :mod:`.distiller` — one training step's distillation put together (:class:`Distiller`).
 
 Nothing here is saved with, or needed by, a trained QA model.
 """
@@ -21,6 +22,7 @@ from vqa_ve.distill.config import (
     WEIGHTINGS,
     DistillConfig,
 )
+from vqa_ve.distill.distiller import Distiller, Teacher, TeacherBatch
 from vqa_ve.distill.loss import DistillProjection, distillation_loss, token_distances
 from vqa_ve.distill.selection import (
     StudentTap,
@@ -34,6 +36,7 @@ from vqa_ve.distill.teacher import (
     candidate_texts,
     embed_texts,
     instance_text,
+    load_teacher,
     project_grid,
     resample_grid,
 )
@@ -53,7 +56,10 @@ __all__ = [
     "WEIGHTINGS",
     "DistillConfig",
     "DistillProjection",
+    "Distiller",
     "StudentTap",
+    "Teacher",
+    "TeacherBatch",
     "TeacherImageFeatures",
     "TextEmbeddingCache",
     "attention_scores",
@@ -64,6 +70,7 @@ __all__ = [
     "embed_texts",
     "instance_text",
     "instance_weights",
+    "load_teacher",
     "project_grid",
     "resample_grid",
     "select_tokens",

@@ -34,8 +34,13 @@ import torch
 import torch.nn.functional as F
 
 from envs.errors import DataError
-from vln_agent.encoders import CLIPEncoder
-from vln_agent.extract_images import GRID_LAYOUT, open_image_features
+from vln_agent.encoders import (
+    CLIPEncoder,
+    create_encoder,
+    load_encoder,
+    read_checkpoint_metadata,
+)
+from vln_agent.extract_images import GRID_LAYOUT, ImageFeatures, open_image_features
 from vqa_ve.data.vqa import AnswerVocabulary
 from vqa_ve.datasets import QAExample
 
@@ -122,34 +127,70 @@ def resample_grid(
 
 
 class TeacherImageFeatures:
-    """The teacher's image features of a ``--grid`` image feature file, by image id."""
+    """The teacher's image features by image id, from one or several ``--grid`` image
+    feature files (one per image folder; an id is read from the first file holding it)."""
 
-    def __init__(self, path: str | os.PathLike[str], encoder: CLIPEncoder) -> None:
+    def __init__(
+        self,
+        paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+        encoder: CLIPEncoder,
+    ) -> None:
         self.encoder = encoder
-        self.features = open_image_features(path)
-        if self.features.layout != GRID_LAYOUT or self.features.grid_shape is None:
-            self.features.close()
-            raise DataError(path, "teacher features need grid cells: use features --grid")
-        model = self.features.attrs.get("model_name")
-        if isinstance(model, str) and model != encoder.model_name:
-            self.features.close()
-            raise DataError(path, f"made by {model}, but the teacher is {encoder.model_name}")
-        rows = int(self.features.attrs["grid_height"])
-        columns = int(self.features.attrs["grid_width"])
+        listed = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
+        if not listed:
+            raise ValueError("no teacher feature files")
+        self.files: list[ImageFeatures] = []
+        try:
+            for path in listed:
+                self.files.append(open_image_features(path))
+                self._check(self.files[-1])
+        except BaseException:
+            self.close()
+            raise
+        first = self.files[0]
         #: ``(h, w)`` of the teacher's grid.
-        self.grid_size = (rows, columns)
+        self.grid_size = (int(first.attrs["grid_height"]), int(first.attrs["grid_width"]))
+
+    def _check(self, features: ImageFeatures) -> None:
+        if features.layout != GRID_LAYOUT or features.grid_shape is None:
+            raise DataError(features.path, "teacher features need grid cells: use --grid")
+        model = features.attrs.get("model_name")
+        if isinstance(model, str) and model != self.encoder.model_name:
+            raise DataError(
+                features.path, f"made by {model}, but the teacher is {self.encoder.model_name}"
+            )
+        if self.files[0].grid_shape != features.grid_shape:
+            raise DataError(features.path, f"grid differs from {self.files[0].path}'s")
+
+    def _file_of(self, image_id: str) -> ImageFeatures:
+        for features in self.files:
+            if image_id in features:
+                return features
+        raise DataError(self.files[0].path, f"no teacher features for image {image_id}")
 
     def pooled(self, image_ids: Sequence[str]) -> torch.Tensor:
         """Pooled image embeddings ``[B, E]``."""
-        return torch.stack([torch.from_numpy(self.features.pooled(i)) for i in image_ids])
+        return torch.stack([torch.from_numpy(self._file_of(i).pooled(i)) for i in image_ids])
 
     def cells(self, image_ids: Sequence[str]) -> torch.Tensor:
         """Grid cells in the joint space ``[B, h*w, E]``."""
-        grid = torch.stack([torch.from_numpy(self.features.grid(i)) for i in image_ids])
+        grid = torch.stack([torch.from_numpy(self._file_of(i).grid(i)) for i in image_ids])
         return project_grid(self.encoder, grid).cpu()  # [B, h*w, E]
 
     def close(self) -> None:
-        self.features.close()
+        for features in self.files:
+            features.close()
+
+
+def load_teacher(path: str | os.PathLike[str], model_name: str) -> CLIPEncoder:
+    """The frozen teacher CLIP (eval mode, no gradients) from a clipvil encoder checkpoint
+    (which names its model) or any open_clip weight file of ``model_name``."""
+    if read_checkpoint_metadata(path) is not None:
+        encoder = load_encoder(path)
+    else:
+        encoder = create_encoder(model_name, path)
+    encoder.requires_grad_(False)
+    return encoder.eval()
 
 
 def instance_text(example: QAExample) -> str:
