@@ -180,7 +180,7 @@ def test_loss_is_the_weighted_mean_over_selected_tokens() -> None:
 
 def test_naive_uses_every_valid_token_with_constant_weight() -> None:
     valid = torch.tensor([[True, True, False], [True, True, True]])
-    config = DistillConfig(distill_mode="naive")
+    config = DistillConfig(distill_mode="naive", teacher="t.pt", teacher_features=("t.h5",))
     assert config.enabled and not DistillConfig().enabled
     selected = select_tokens(torch.randn(2, 3), valid, mass=1.0)  # naive: all the mass
     weights = instance_weights("constant", torch.tensor([0.1, 0.9]))
@@ -194,6 +194,8 @@ def test_config_rejects_unknown_choices() -> None:
         DistillConfig(token_scorer="random")
     with pytest.raises(ValueError, match="selection_mass"):
         DistillConfig(selection_mass=0.0)
+    with pytest.raises(ValueError, match="teacher_features"):
+        DistillConfig(distill_mode="clip-td", teacher="t.pt")
     assert dataclasses.fields(DistillConfig)[0].metadata["flags"] == ("--distill",)
 
 

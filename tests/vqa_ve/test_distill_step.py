@@ -101,7 +101,13 @@ def test_a_distillation_step_trains_the_student_and_the_projection_only(
     features = TeacherImageFeatures(path, encoder)
     assert features.grid_size == (4, 4)
     teacher = Teacher(encoder, features, task, answers)
-    config = DistillConfig(distill_mode=mode, token_scorer=scorer, distill_loss_weight=2.0)
+    config = DistillConfig(
+        distill_mode=mode,
+        teacher="teacher.pt",
+        teacher_features=(str(path),),
+        token_scorer=scorer,
+        distill_loss_weight=2.0,
+    )
     distiller = Distiller(config, teacher, WIDTH, STUDENT_GRID)
     model, batch = student_of(task)
     keys = set(model.state_dict())
@@ -129,6 +135,10 @@ def test_teacher_features_of_another_model_are_refused(
     loaded = load_teacher(saved, model_name="ignored: the checkpoint names its model")
     assert loaded.model_name == "clipvil-tiny" and not loaded.training
     assert not any(p.requires_grad for p in loaded.parameters())
+    config = DistillConfig(distill_mode="naive", teacher=str(saved), teacher_features=(str(path),))
+    teacher = Teacher.from_config(config, "snli-ve")
+    assert teacher.features.grid_size == (4, 4)
+    teacher.close()
     other = create_encoder("clipvil-tiny-rn")
     with pytest.raises(DataError, match="teacher is clipvil-tiny-rn"):
         TeacherImageFeatures(path, other)
@@ -156,6 +166,9 @@ def test_distill_config_is_a_section_of_the_qa_settings(tmp_path: Path) -> None:
             "clip-td",
             "--teacher",
             "t.pt",
+            "--teacher-features",
+            "train.h5",
+            "val.h5",
             "--selection-mass",
             "0.3",
             "--zero-when-teacher-wrong",
@@ -163,7 +176,13 @@ def test_distill_config_is_a_section_of_the_qa_settings(tmp_path: Path) -> None:
     )
     run = load_settings(Run, None, "test", **settings_overrides(args, Run))
     assert run.distill == DistillConfig(
-        distill_mode="clip-td", teacher="t.pt", selection_mass=0.3, zero_when_teacher_wrong=True
+        distill_mode="clip-td",
+        teacher="t.pt",
+        teacher_features=("train.h5", "val.h5"),
+        selection_mass=0.3,
+        zero_when_teacher_wrong=True,
     )
+    with pytest.raises(DataError, match="teacher"):  # one-line error: no teacher given
+        load_settings(Run, None, "test", distill_mode="naive")
     with pytest.raises(SystemExit):
         parser.parse_args(["--distill", "half"])

@@ -40,10 +40,10 @@ class DistillConfig:
     teacher: str | None = None
     #: The teacher's open_clip model name (a clipvil checkpoint records its own).
     teacher_model: str = "clipvil-small"
-    #: Image feature file of the teacher (``clipvil features --images DIR --grid`` run with
-    #: the teacher's weights): its grid cells are the distillation targets, so training
-    #: never runs the teacher's image tower.
-    teacher_features: str | None = None
+    #: Image feature files of the teacher (``clipvil features --images DIR --grid`` run
+    #: with the teacher's weights, one per image folder): their grid cells are the
+    #: distillation targets, so training never runs the teacher's image tower.
+    teacher_features: tuple[str, ...] = ()
     #: What ranks the image tokens of ``clip-td``: ``clip`` (cosine of each teacher grid
     #: cell to the teacher's embedding of the instance's text) or ``student-attention``
     #: (the student's last-layer attention from its pooled token).
@@ -51,7 +51,7 @@ class DistillConfig:
     #: ``clip-td`` keeps, per instance, the fewest top-scored tokens that hold this share
     #: of the softmax-normalised score mass (peaked scores: few tokens; flat: many).
     selection_mass: float = 0.5
-    #: ... and never fewer than this many tokens.
+    #: ``clip-td`` keeps at least this many tokens per instance.
     min_tokens: int = 1
     #: Per-instance weight of ``clip-td``: ``constant`` (1), ``teacher-confidence`` (the
     #: teacher's zero-shot probability of the right candidate) or
@@ -86,6 +86,11 @@ class DistillConfig:
             raise ValueError(f"min_tokens {self.min_tokens} must be >= 1")
         if self.distill_loss_weight < 0.0:
             raise ValueError(f"distill_loss_weight {self.distill_loss_weight} must be >= 0")
+        if self.enabled and (self.teacher is None or not self.teacher_features):
+            raise ValueError(
+                f"distill_mode {self.distill_mode} needs the teacher's weights (teacher) and "
+                "its image feature files (teacher_features)"
+            )
 
     @property
     def enabled(self) -> bool:

@@ -42,6 +42,7 @@ from vqa_ve.distill.teacher import (
     TextEmbeddingCache,
     candidate_texts,
     instance_text,
+    load_teacher,
     resample_grid,
 )
 from vqa_ve.distill.weighting import (
@@ -82,9 +83,23 @@ class Teacher:
         self.texts = TextEmbeddingCache(encoder)
         self._answer_candidates: torch.Tensor | None = None  # [A, E], VQA only
 
+    @classmethod
+    def from_config(
+        cls, config: DistillConfig, task: str, answers: AnswerVocabulary | None = None
+    ) -> Teacher:
+        """The teacher a run's settings name (``teacher``, ``teacher_model``,
+        ``teacher_features``)."""
+        if config.teacher is None:
+            raise ValueError("no teacher weights given")
+        encoder = load_teacher(config.teacher, config.teacher_model)
+        return cls(encoder, TeacherImageFeatures(config.teacher_features, encoder), task, answers)
+
     @property
     def embed_dim(self) -> int:
         return self.encoder.embed_dim
+
+    def close(self) -> None:
+        self.features.close()
 
     @property
     def logit_scale(self) -> float:
