@@ -39,6 +39,7 @@ from vqa_ve.distill.teacher import (
     load_teacher,
     project_grid,
     resample_grid,
+    teacher_target,
 )
 from vqa_ve.distill.weighting import (
     confidence_in_target,
@@ -75,6 +76,7 @@ __all__ = [
     "resample_grid",
     "select_tokens",
     "student_confidence",
+    "teacher_target",
     "token_distances",
     "top_candidate_is_right",
     "zero_shot_probabilities",

@@ -44,6 +44,7 @@ from vqa_ve.distill.teacher import (
     instance_text,
     load_teacher,
     resample_grid,
+    teacher_target,
 )
 from vqa_ve.distill.weighting import (
     confidence_in_target,
@@ -170,8 +171,9 @@ class Distiller(nn.Module):
         probabilities = zero_shot_probabilities(
             teacher.pooled, teacher.candidates, self.teacher.logit_scale
         )  # [B, K]
-        confidence = confidence_in_target(probabilities, batch.target)  # [B]
-        right = top_candidate_is_right(probabilities, batch.target)  # [B]
+        target = teacher_target(self.teacher.task, batch.target)  # [B] or [B, A]
+        confidence = confidence_in_target(probabilities, target)  # [B]
+        right = top_candidate_is_right(probabilities, target)  # [B]
         if config.distill_mode == "naive":
             selected, weights = valid, torch.ones_like(confidence)
         else:

@@ -4,7 +4,7 @@ CLIP-TD applies "a dynamically weighted objective" per instance (arXiv 2201.0572
 abstract); the formula of the weight could not be read here, so ours is stated: the
 teacher's **zero-shot confidence in the right candidate**. The teacher embeds the image
 (its pooled embedding) and every candidate text of the instance (VQA answers, SNLI-VE's
-three labels rendered as hypotheses, VCR's four choices; see
+hypothesis against a reference caption, VCR's four choices; see
 :func:`vqa_ve.distill.teacher.candidate_texts`), and CLIP's own zero-shot classifier gives
 ``p = softmax(logit_scale x cos(image, candidate))`` over the candidates
 (:func:`zero_shot_probabilities`). The confidence is ``p`` of the right candidate (VQA: the
