@@ -285,6 +285,9 @@ def test_resample_grid_and_texts_of_each_task() -> None:
     cells = torch.arange(8.0).reshape(1, 4, 2)  # a 2x2 grid of 2 channels
     assert torch.equal(resample_grid(cells, (2, 2), (2, 2)), cells)
     assert resample_grid(cells, (2, 2), (3, 3)).shape == (1, 9, 2)
+    assert torch.equal(resample_grid(cells, (2, 2), (1, 1)), cells.mean(1, keepdim=True))
+    rows = resample_grid(cells, (2, 2), (2, 1))  # the mean of each row of the grid
+    assert torch.equal(rows, torch.stack([cells[:, :2].mean(1), cells[:, 2:].mean(1)], 1))
     vcr = QAExample("a/q2a", "img", (("why ?", "yes"), ("why ?", "no")), label=1)
     assert instance_text(vcr) == "why ? no"
     assert candidate_texts("vcr", vcr) == ["why ? yes", "why ? no"]

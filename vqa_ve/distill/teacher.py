@@ -129,14 +129,18 @@ def project_grid(encoder: CLIPEncoder, grid: torch.Tensor) -> torch.Tensor:
 def resample_grid(
     cells: torch.Tensor, source: tuple[int, int], target: tuple[int, int]
 ) -> torch.Tensor:
-    """Row-major grid cells ``[B, h*w, E]`` of a ``source`` ``(h, w)`` grid resampled
-    (bilinear) onto the ``target`` grid ``[B, h'*w', E]``, when the student's grid differs
-    from the teacher's."""
+    """Row-major grid cells ``[B, h*w, E]`` of a ``source`` ``(h, w)`` grid resampled onto
+    the ``target`` grid ``[B, h'*w', E]`` when the student's grid differs from the
+    teacher's: averaged over the cells each target cell covers when the target is no finer
+    (a pooled ``(1, 1)`` student gets the mean cell), bilinear otherwise."""
     if source == target:
         return cells
     size, _, dim = cells.shape
     image = cells.transpose(1, 2).reshape(size, dim, *source)  # [B, E, h, w]
-    image = F.interpolate(image, size=target, mode="bilinear", align_corners=False)
+    if target[0] <= source[0] and target[1] <= source[1]:
+        image = F.adaptive_avg_pool2d(image, target)  # [B, E, h', w']
+    else:
+        image = F.interpolate(image, size=target, mode="bilinear", align_corners=False)
     return image.reshape(size, dim, -1).transpose(1, 2)  # [B, h'*w', E]
 
 
