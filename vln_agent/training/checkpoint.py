@@ -38,7 +38,7 @@ from envs.fileio import atomic_write
 CHECKPOINT_VERSION = 2
 _REQUIRED = ("version", "kind", "model_config", "state_dict")
 #: Entries only a resumed training run needs.
-TRAINING_STATE_KEYS = ("optimizer", "scheduler", "rng")
+TRAINING_STATE_KEYS = ("optimizer", "scheduler", "rng", "auxiliary")
 #: numpy types that version-1 checkpoints pickled in their random states.
 _NUMPY_CORE = getattr(np, "_core", None) or np.core  # numpy 2 renamed np.core to np._core
 _LEGACY_NUMPY_GLOBALS = (

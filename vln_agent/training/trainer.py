@@ -99,17 +99,29 @@ class Trainer:
         self.model: nn.Module
         self.optimizer: torch.optim.Optimizer
         self.scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
+        #: Modules trained beside the model but not part of it (a distillation head):
+        #: optimized, averaged and clipped with it, kept in ``latest.pt`` to resume, never
+        #: in the model a checkpoint loads or exports.
+        self.auxiliary: nn.Module | None = None
 
     def attach(
         self,
         model: nn.Module,
         optimizer: torch.optim.Optimizer,
         scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+        auxiliary: nn.Module | None = None,
     ) -> None:
-        """The module trained (and checkpointed), its optimizer and learning-rate schedule;
-        every process starts from rank 0's parameters."""
+        """The module trained (and checkpointed), its optimizer and learning-rate schedule,
+        and the training-only :attr:`auxiliary` modules (whose parameters ``optimizer``
+        must hold too); every process starts from rank 0's parameters."""
         self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
-        broadcast_parameters(model, self.context)
+        self.auxiliary = auxiliary
+        for module in self.trained_modules():
+            broadcast_parameters(module, self.context)
+
+    def trained_modules(self) -> list[nn.Module]:
+        """The model, then the :attr:`auxiliary` modules when there are any."""
+        return [self.model] + ([self.auxiliary] if self.auxiliary is not None else [])
 
     # ------------------------------------------------------------ subclass hooks
     @property
@@ -165,8 +177,11 @@ class Trainer:
         processes, clipped to ``config.grad_clip``), then the schedule's step."""
         self.optimizer.zero_grad(set_to_none=True)
         sum(parts.values()).backward()
-        average_gradients(self.model, self.context)
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        modules = self.trained_modules()
+        for module in modules:
+            average_gradients(module, self.context)
+        parameters = [p for module in modules for p in module.parameters()]
+        torch.nn.utils.clip_grad_norm_(parameters, self.config.grad_clip)
         self.optimizer.step()
         if self.scheduler is not None:
             self.scheduler.step()
@@ -268,6 +283,8 @@ class Trainer:
         }
         if self.scheduler is not None:
             payload["scheduler"] = self.scheduler.state_dict()
+        if self.auxiliary is not None:
+            payload["auxiliary"] = self.auxiliary.state_dict()
         save_checkpoint(path, payload)
 
     def resume(self, path: str | os.PathLike[str] | None = None) -> None:
@@ -288,6 +305,8 @@ class Trainer:
             self.optimizer.load_state_dict(payload["optimizer"])
             if self.scheduler is not None:
                 self.scheduler.load_state_dict(payload["scheduler"])
+            if self.auxiliary is not None:
+                self.auxiliary.load_state_dict(payload["auxiliary"])
         except (RuntimeError, ValueError, KeyError) as err:
             raise DataError(path, f"does not match this run ({type(err).__name__})") from None
         if self.scheduler is None:

@@ -95,6 +95,19 @@ class Teacher:
         encoder = load_teacher(config.teacher, config.teacher_model)
         return cls(encoder, TeacherImageFeatures(config.teacher_features, encoder), task, answers)
 
+    def prepare(self, examples: Sequence[QAExample]) -> None:
+        """Embed every text the teacher will read for ``examples`` now, in one fixed
+        order: an embedding depends slightly on the batch it was computed in (texts are
+        trimmed to the batch's longest), so embedding on first use would make a resumed
+        run differ from an uninterrupted one in the last bits."""
+        texts = {instance_text(example) for example in examples}
+        if self.task == "vqa":
+            texts.update(candidate_texts("vqa", examples[0], self.answers))
+        else:
+            for example in examples:
+                texts.update(candidate_texts(self.task, example, self.answers))
+        self.texts(sorted(texts))
+
     @property
     def embed_dim(self) -> int:
         return self.encoder.embed_dim

@@ -40,6 +40,7 @@ from vqa_ve.datasets import (
     subset,
     training_examples,
 )
+from vqa_ve.distill import DistillConfig, Distiller, Teacher
 from vqa_ve.models.fusion import QA_KIND, TASKS, QAFusionModel, QAModelConfig
 from vqa_ve.training.evaluation import PERCENT, predict, score
 
@@ -88,6 +89,8 @@ class QATrainConfig:
     device: str = field(default="auto", metadata={"choices": DEVICES})
     #: The fusion model's architecture (vocabulary and feature sizes come from the data).
     model: QAModelConfig = QAModelConfig()
+    #: CLIP-TD distillation during training (none by default; :mod:`vqa_ve.distill`).
+    distill: DistillConfig = DistillConfig()
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -166,11 +169,31 @@ class QATrainer(Trainer):
         optimizer = torch.optim.AdamW(
             model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
         )
-        self.attach(model, optimizer)
+        self.distiller = self._distiller(train.path)
+        if self.distiller is not None:
+            optimizer.add_param_group({"params": list(self.distiller.parameters())})
+        self.attach(model, optimizer, auxiliary=self.distiller)
         self.local_slice(config.batch_size)  # validates divisibility
         self.sampler = EpochSampler(len(self.train_examples), config.batch_size, config.seed)
         if resume:
             self.resume()
+
+    def _distiller(self, train_path: Path) -> Distiller | None:
+        """The distillation head of ``--distill naive|clip-td`` (None without), its teacher
+        features checked against every training image."""
+        settings = self.config.distill
+        if not settings.enabled:
+            return None
+        teacher = Teacher.from_config(settings, self.config.task, self.answers)
+        for example in self.train_examples:
+            teacher.features.pooled([example.image_id])  # one-line error when missing
+        teacher.prepare(self.train_examples)
+        attrs = self.features.attrs
+        grid = (int(attrs["grid_height"]), int(attrs["grid_width"]))
+        if self.features.grid_shape is None:
+            grid = (1, 1)  # pooled features: one image token
+        width = self.model_config.hidden_size
+        return Distiller(settings, teacher, width, grid).to(self.device)
 
     @property
     def select_metric(self) -> str:
@@ -180,14 +203,19 @@ class QATrainer(Trainer):
     def train_step(self) -> dict[str, float]:
         self.model.train()
         indices = self.sampler.next_batch()[self.local_slice(self.config.batch_size)]
+        examples = [self.train_examples[i] for i in indices]
         batch = collate(
-            [self.train_examples[i] for i in indices],
+            examples,
             self.tokenizer,
             self.features,
             self.model_config.max_text_length,
             self.model_config.num_answers,
         ).to(self.device)
-        parts, logits = self.model.losses(batch)
+        distill_stats: dict[str, float] = {}
+        if self.distiller is not None:
+            parts, distill_stats, logits = self.distiller.losses(self.model, batch, examples)
+        else:
+            parts, logits = self.model.losses(batch)
         self.optimize(parts)
         best = logits.detach().argmax(dim=1)  # [B]
         if self.config.task == "vqa":
@@ -196,7 +224,7 @@ class QATrainer(Trainer):
             credit = (best == batch.target).float()  # [B]
         stats = {name: float(value.detach()) for name, value in parts.items()}
         stats["accuracy"] = PERCENT * float(credit.mean())
-        return stats
+        return {**stats, **distill_stats}
 
     def evaluate(self) -> dict[str, dict[str, float]]:
         results = {}
@@ -226,6 +254,7 @@ class QATrainer(Trainer):
                 "feature_model": str(attrs.get("model_name", "")),
                 "feature_layout": str(self.features.layout),
                 PROVENANCE_KEY: image_provenance(self.features),
+                "distill": dataclasses.asdict(self.config.distill),
             },
         }
 
@@ -248,3 +277,6 @@ class QATrainer(Trainer):
                 )
         if payload.get("vocabulary") != list(self.tokenizer.vocab):
             raise DataError(path, "was trained on another word vocabulary")
+        distilled = trained.get("distill") or dataclasses.asdict(DistillConfig())
+        if distilled != dataclasses.asdict(self.config.distill):
+            raise DataError(path, "was trained with other distillation settings (--distill ...)")
