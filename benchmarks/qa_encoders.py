@@ -24,16 +24,16 @@ runs/qa/supervised.pt`` (the navigation half's in-domain encoder, same architect
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
-import os
 import statistics
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from vqa_ve.protocol import LAST_EVALUATIONS as LAST
+from vqa_ve.protocol import METRICS as METRIC
+from vqa_ve.protocol import SHIFT_SPLITS, VAL_SPLITS, evaluations, run_cell, run_level
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_CLIP = ROOT / "checkpoints" / "clipvil-small-synthetic.pt"
@@ -52,13 +52,8 @@ TASK_FOLDERS = {
     "vcr": ("vcr",),
 }
 #: (train, val, shifted val) split names per task.
-SPLITS = {
-    "vqa": ("train2014", "val2014", "valshift2014"),
-    "snli-ve": ("train", "dev", "dev_shift"),
-    "vcr": ("train", "val", "val_shift"),
-}
-#: The metric each task is read by.
-METRIC = {"vqa": "accuracy", "snli-ve": "accuracy", "vcr": "q2ar"}
+TRAIN_SPLITS = {"vqa": "train2014", "snli-ve": "train", "vcr": "train"}
+SPLITS = {task: (TRAIN_SPLITS[task], VAL_SPLITS[task], SHIFT_SPLITS[task]) for task in METRIC}
 #: Rows of the table: (name, feature encoder, blind).
 ARMS = (
     ("CLIP (shipped small CLIP)", "clip", False),
@@ -67,7 +62,6 @@ ARMS = (
     ("question-only (blind)", "clip", True),
 )
 ARM_NAMES = ("clip", "supervised", "random", "blind")
-LAST = 3
 
 
 def extract(world: Path, out: Path, supervised: Path | None, kinds: set[str]) -> dict[str, Path]:
@@ -106,42 +100,14 @@ def train(
     extra: list[str],
 ) -> None:
     """One ``train-qa`` run (resumed when killed); ``run/cell.json`` marks it finished."""
-    if (run / "cell.json").exists():
-        return
-    argv = [sys.executable, "-m", "vln_agent.cli", "train-qa", "--task", task]
-    argv += ["--data", str(world / "qa"), "--out", str(run), "--config", f"qa-{task}"]
+    argv = ["--task", task, "--data", str(world / "qa"), "--config", f"qa-{task}"]
     argv += ["--features", *map(str, features), "--seed", str(seed), "--device", "cpu"]
-    argv += ["--also-evaluate", SPLITS[task][2], "--no-progress", *extra]
+    argv += ["--also-evaluate", SPLITS[task][2], *extra]
     if blind:
         argv.append("--blind")
-    if (run / "latest.pt").exists():
-        argv.append("--resume")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    start = time.perf_counter()
-    run.mkdir(parents=True, exist_ok=True)
-    with open(run / "stdout.log", "a") as log:
-        subprocess.run(argv, env=env, stdout=log, stderr=subprocess.STDOUT, check=True)
-    seconds = time.perf_counter() - start
-    (run / "cell.json").write_text(json.dumps({"seconds": seconds}))
-    print(f"{run}: {seconds:.0f} s", flush=True)
-
-
-def evaluations(run: Path, task: str) -> list[dict[str, float]]:
-    """The evaluation rows of a run's log (val and shifted val metric, iteration)."""
-    _, val, shift = SPLITS[task]
-    metric = METRIC[task]
-    rows = []
-    with open(run / "log.csv", newline="") as f:
-        for row in csv.DictReader(f):
-            if row.get(f"{val}/{metric}"):
-                rows.append(
-                    {
-                        "iteration": float(row["iteration"]),
-                        "val": float(row[f"{val}/{metric}"]),
-                        "shift": float(row[f"{shift}/{metric}"]),
-                    }
-                )
-    return rows
+    record = run_cell(run, argv)
+    if record is not None:
+        print(f"{run}: {record['seconds']:.0f} s", flush=True)
 
 
 def majority(world: Path, task: str) -> dict[str, float]:
@@ -182,10 +148,10 @@ def report(world: Path, out: Path, tasks: list[str], seeds: list[int]) -> str:
         ]
         for name, kind, blind in ARMS:
             cells = [out / "runs" / task / arm_dir(kind, blind) / f"seed{s}" for s in seeds]
-            rows = [evaluations(cell, task) for cell in cells]
-            val = [statistics.median(r["val"] for r in row[-LAST:]) for row in rows]
-            shift = [statistics.median(r["shift"] for r in row[-LAST:]) for row in rows]
-            best = max(r["val"] for row in rows for r in row)
+            levels = [run_level(cell, task, LAST) for cell in cells]
+            val = [level.val for level in levels]
+            shift = [level.shift for level in levels]
+            best = max(r["val"] for cell in cells for r in evaluations(cell, task))
             secs = [json.loads((c / "cell.json").read_text())["seconds"] for c in cells]
             lines.append(
                 f"| {name} | {statistics.mean(val):.1f} ± {spread(val):.1f} | "
