@@ -48,7 +48,7 @@ from vln_agent.encoders import CLIPEncoder, create_encoder, read_checkpoint_meta
 from vln_agent.extract_images import ImageFeatures, image_grid_dims, list_images, load_image
 from vqa_ve.data.vcr import IMAGES_DIR as VCR_IMAGES_DIR
 from vqa_ve.datasets import TASK_DIRS, FeatureFiles, QAExample, check_features
-from vqa_ve.models.fusion import QABatch, QAFusionModel, QAModelConfig
+from vqa_ve.models.fusion import ENCODER_PAYLOAD_KEY, QABatch, QAFusionModel, QAModelConfig
 
 #: The folder of SNLI-VE's Flickr30k images under ``DIR/snli_ve/``.
 SNLI_VE_IMAGES_DIR = "images"
@@ -60,8 +60,8 @@ GRID_TOKENS, POOLED_TOKENS = "grid", "pooled"
 IMAGE_TOKENS = (GRID_TOKENS, POOLED_TOKENS)
 #: ``image_encoder`` weights that ask for a random init (seeded by the run's seed).
 RANDOM_WEIGHTS = "random"
-#: The checkpoint entry describing the encoder (present only when images were encoded).
-ENCODER_PAYLOAD_KEY = "image_encoder"
+#: The fine-tuned encoder's optimizer group (after the fusion model's).
+ENCODER_GROUP = 1
 #: Colour channels of a preprocessed image.
 IMAGE_CHANNELS = 3
 
@@ -91,7 +91,7 @@ class ImageFiles:
         height, width = encoder.image_size
         self.grid_shape = (IMAGE_CHANNELS, height * width)
         self.feature_dim = height * width
-        self.attrs: dict[str, Any] = {}
+        self.attrs: dict[str, Any] = {"model_name": encoder.model_name}
         self.cache: dict[str, np.ndarray] | None = {} if cache else None
         self._vcr_index: dict[str, Path] | None = None
 
@@ -246,7 +246,7 @@ def build_image_encoder(
 
 def parameter_groups(model: EncodedQAModel, encoder_learning_rate: float) -> list[dict[str, Any]]:
     """The optimizer's parameter groups: the fusion model's (the run's learning rate), then,
-    when fine-tuned, the encoder's at ``encoder_learning_rate`` (the last group)."""
+    when fine-tuned, the encoder's at ``encoder_learning_rate`` (group :data:`ENCODER_GROUP`)."""
     groups: list[dict[str, Any]] = [{"params": list(model.fusion.parameters())}]
     if model.finetune:
         groups.append(

@@ -6,6 +6,9 @@ Example::
     clipvil eval-qa --checkpoint runs/vqa/best.pt --data DIR --features coco.h5 \\
         --split val2014 --out eval/vqa
 
+A checkpoint of ``train-qa --image-encoder`` holds its encoder (frozen or fine-tuned) and
+encodes the images under ``--data`` itself: leave ``--features`` out.
+
 Writes ``OUT/results.json`` (VQA), ``OUT/predictions.jsonl`` (SNLI-VE) or
 ``OUT/leaderboard.csv`` (VCR, answers and rationales given each answer), then
 ``OUT/metrics.json`` (the official scores in percent, with the task, split and checkpoint)
@@ -37,9 +40,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--features",
         type=Path,
         nargs="+",
-        required=True,
+        default=[],
         metavar="F.h5",
-        help="image features (clipvil features --images); several files are read as one",
+        help="image features (clipvil features --images); several files are read as one; "
+        "left out for a checkpoint that encodes images itself (train-qa --image-encoder), "
+        "which reads the images under --data",
     )
     parser.add_argument(
         "--split",
@@ -79,11 +84,11 @@ def run(args: argparse.Namespace) -> int:
     from vqa_ve.datasets import (
         EVAL_SPLITS,
         FeatureFiles,
-        check_features,
         check_image_provenance,
         evaluation_examples,
         load_split,
     )
+    from vqa_ve.encoding import EncodedQAModel, ImageFiles, check_inputs
     from vqa_ve.models import load_qa_model
     from vqa_ve.training.evaluation import PREDICTION_FILES, predict, score, write_prediction_file
 
@@ -92,13 +97,25 @@ def run(args: argparse.Namespace) -> int:
     if args.task is not None and args.task != task:
         raise DataError(args.checkpoint, f"is a {task} model, not {args.task}")
     split = load_split(task, args.data, args.split or EVAL_SPLITS[task], require_labels=False)
-    features = FeatureFiles(args.features)
-    warning = check_image_provenance(
-        features, payload, args.checkpoint, allow_other=args.allow_other_features
-    )
-    if warning is not None:
-        print(f"warning: {warning}", file=sys.stderr)
-    check_features(features, evaluation_examples(split), split.path)
+    features: FeatureFiles | ImageFiles
+    if isinstance(model, EncodedQAModel):
+        if args.features:
+            raise DataError(
+                args.features[0],
+                "the checkpoint encodes the images under --data itself (train-qa "
+                "--image-encoder): leave --features out",
+            )
+        features = ImageFiles(args.data, task, model.image_encoder, cache=False)
+    else:
+        if not args.features:
+            raise DataError("--features", "required: the checkpoint reads stored image features")
+        features = FeatureFiles(args.features)
+        warning = check_image_provenance(
+            features, payload, args.checkpoint, allow_other=args.allow_other_features
+        )
+        if warning is not None:
+            print(f"warning: {warning}", file=sys.stderr)
+    check_inputs(features, evaluation_examples(split), split.path)
     answers = AnswerVocabulary(tuple(payload["extra"]["answers"])) if task == "vqa" else None
     if args.device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"

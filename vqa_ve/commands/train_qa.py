@@ -24,10 +24,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--features",
         type=Path,
         nargs="+",
-        required=True,
+        default=[],
         metavar="F.h5",
         help="image features keyed by image id (clipvil features --images [--grid]); several "
-        "files (one per image folder) are read as one",
+        "files (one per image folder) are read as one; required unless --image-encoder "
+        "encodes the data's images on the fly",
     )
     parser.add_argument("--out", type=Path, required=True, help="run directory (checkpoints, logs)")
     add_run_flags(parser, QA_RECIPE_DIR)

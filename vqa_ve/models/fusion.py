@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -35,6 +35,9 @@ from torch import nn
 
 from envs.tokenizer import PAD_ID, Tokenizer
 from vln_agent.training.checkpoint import load_model
+
+if TYPE_CHECKING:
+    from vqa_ve.encoding import EncodedQAModel
 
 #: The tasks (and the checkpoint's heads).
 TASKS = ("vqa", "snli-ve", "vcr")
@@ -45,6 +48,8 @@ TEXT_SEGMENT, CHOICE_SEGMENT, IMAGE_SEGMENT = 0, 1, 2
 NUM_SEGMENTS = 3
 #: The checkpoint kind of every QA model.
 QA_KIND = "qa"
+#: The checkpoint entry of a model that encodes its images itself (:mod:`vqa_ve.encoding`).
+ENCODER_PAYLOAD_KEY = "image_encoder"
 
 
 @dataclass(frozen=True)
@@ -190,14 +195,19 @@ class QAFusionModel(nn.Module):
 
 def load_qa_model(
     path: str | os.PathLike[str],
-) -> tuple[QAFusionModel, Tokenizer, dict[str, Any]]:
+) -> tuple[QAFusionModel | EncodedQAModel, Tokenizer, dict[str, Any]]:
     """A trained QA model (``kind: qa`` checkpoint) in eval mode, its word tokenizer and the
     payload (``extra["answers"]``: the VQA answer vocabulary); bad files are one-line
-    :class:`~envs.errors.DataError`."""
+    :class:`~envs.errors.DataError`. A checkpoint of a run that encoded its images on the
+    fly gives the model with its encoder (:class:`~vqa_ve.encoding.EncodedQAModel`)."""
     tokenizers: list[Tokenizer] = []
 
-    def build(payload: dict[str, Any]) -> QAFusionModel:
+    def build(payload: dict[str, Any]) -> QAFusionModel | EncodedQAModel:
         tokenizers.append(Tokenizer(payload["vocabulary"]))
+        if ENCODER_PAYLOAD_KEY in payload:
+            from vqa_ve.encoding import build_encoded_model  # it builds on this module
+
+            return build_encoded_model(payload)
         return QAFusionModel(QAModelConfig(**payload["model_config"]))
 
     model, payload = load_model(path, QA_KIND, build)

@@ -30,7 +30,6 @@ from vqa_ve.datasets import (
     EpochSampler,
     FeatureFiles,
     QASplit,
-    check_features,
     collate,
     evaluation_examples,
     image_provenance,
@@ -41,6 +40,20 @@ from vqa_ve.datasets import (
     training_examples,
 )
 from vqa_ve.distill import DistillConfig, Distiller, Teacher
+from vqa_ve.encoding import (
+    ENCODER_GROUP,
+    ENCODER_PAYLOAD_KEY,
+    GRID_TOKENS,
+    IMAGE_TOKENS,
+    EncodedQAModel,
+    ImageFiles,
+    build_image_encoder,
+    check_inputs,
+    encoder_record,
+    image_provenance_of,
+    parameter_groups,
+    token_shape,
+)
 from vqa_ve.models.fusion import QA_KIND, TASKS, QAFusionModel, QAModelConfig
 from vqa_ve.training.evaluation import PERCENT, predict, score
 
@@ -87,6 +100,20 @@ class QATrainConfig:
     seed: int = 0
     #: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
     device: str = field(default="auto", metadata={"choices": DEVICES})
+    #: Encode the images on the fly (from the data root's image files) instead of reading
+    #: ``--features``: the encoder's weights, a clipvil checkpoint, an open_clip weight file
+    #: or pretrained tag, or ``random`` (a random init); empty: the stored features.
+    image_encoder: str = ""
+    #: Its open_clip model name (default: the one a clipvil checkpoint records).
+    encoder_model: str = ""
+    #: The image tokens it gives: its ``grid`` cells (as ``features --grid``) or ``pooled``.
+    image_tokens: str = field(default=GRID_TOKENS, metadata={"choices": IMAGE_TOKENS})
+    #: Fine-tune the encoder end to end (default: frozen, no gradients, eval mode).
+    finetune_encoder: bool = False
+    #: AdamW learning rate of the fine-tuned encoder.
+    encoder_learning_rate: float = 1e-5
+    #: Keep the preprocessed images in memory (each decoded once; 3*H*W floats per image).
+    cache_images: bool = True
     #: The fusion model's architecture (vocabulary and feature sizes come from the data).
     model: QAModelConfig = QAModelConfig()
     #: CLIP-TD distillation during training (none by default; :mod:`vqa_ve.distill`).
@@ -99,6 +126,12 @@ class QATrainConfig:
             raise ValueError(f"fraction {self.fraction} must be in (0, 1]")
         if self.eval_limit < 0 or self.max_answers < 1:
             raise ValueError("eval_limit must be >= 0 and max_answers >= 1")
+        if self.finetune_encoder and not self.image_encoder:
+            raise ValueError("finetune_encoder needs an image_encoder (images encoded on the fly)")
+        if self.image_tokens not in IMAGE_TOKENS:
+            raise ValueError(f"image_tokens {self.image_tokens!r}, expected one of {IMAGE_TOKENS}")
+        if self.image_encoder and self.distill.enabled:
+            raise ValueError("distill reads stored features: it does not run with image_encoder")
 
 
 def qa_recipe_path(name_or_path: str | os.PathLike[str] | None) -> Path | None:
@@ -131,12 +164,27 @@ class QATrainer(Trainer):
         context: DistributedContext | None = None,
         resume: bool = False,
     ) -> None:
-        """``features``: one image feature file, or several read as one (one per folder)."""
+        """``features``: one image feature file, or several read as one (one per folder);
+        none when ``config.image_encoder`` encodes the images on the fly."""
         super().__init__(out_dir, config, context)
         paths = [features] if isinstance(features, str | os.PathLike) else list(features)
         self.features_paths = [Path(path) for path in paths]
-        self.features = FeatureFiles(self.features_paths)
         task = config.task
+        self.features: FeatureFiles | ImageFiles
+        self.image_encoder = None
+        if config.image_encoder:
+            if self.features_paths:
+                raise DataError(
+                    self.features_paths[0], "--features and --image-encoder exclude each other"
+                )
+            self.image_encoder = build_image_encoder(
+                config.image_encoder, config.encoder_model, self.device
+            )
+            self.features = ImageFiles(data_dir, task, self.image_encoder, config.cache_images)
+        elif not self.features_paths:
+            raise DataError("--features", "required unless --image-encoder encodes the images")
+        else:
+            self.features = FeatureFiles(self.features_paths)
         train = load_split(task, data_dir, TRAIN_SPLITS[task])
         train = dataclasses.replace(
             train, records=subset(train.records, config.fraction, config.fraction_seed)
@@ -147,7 +195,7 @@ class QATrainer(Trainer):
             self.answers = build_answer_vocabulary(annotations, config.max_answers)
         self.tokenizer = Tokenizer.from_texts(split_texts(train), config.min_word_count)
         self.train_examples = training_examples(train, self.answers)
-        check_features(self.features, self.train_examples, train.path)
+        check_inputs(self.features, self.train_examples, train.path)
         self.eval_split = limited(load_split(task, data_dir, EVAL_SPLITS[task]), config.eval_limit)
         self.extra_splits = [
             limited(load_split(task, data_dir, name), config.eval_limit)
@@ -155,8 +203,11 @@ class QATrainer(Trainer):
             if name != self.eval_split.split
         ]
         for split in (self.eval_split, *self.extra_splits):
-            check_features(self.features, evaluation_examples(split), split.path)
-        cells, channels = image_shape(self.features)
+            check_inputs(self.features, evaluation_examples(split), split.path)
+        if self.image_encoder is not None:
+            cells, channels = token_shape(self.image_encoder, config.image_tokens)
+        else:
+            cells, channels = image_shape(self.features)
         self.model_config = dataclasses.replace(
             config.model,
             task=task,
@@ -166,8 +217,15 @@ class QATrainer(Trainer):
             num_regions=cells,
         )
         model = QAFusionModel(self.model_config).to(self.device)
+        params: Any = model.parameters()
+        if self.image_encoder is not None:
+            model = EncodedQAModel(
+                model, self.image_encoder, config.image_tokens, config.finetune_encoder
+            )
+            params = parameter_groups(model, config.encoder_learning_rate)
+            self.encoder_record = encoder_record(model, config.image_encoder, config.seed)
         optimizer = torch.optim.AdamW(
-            model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+            params, lr=config.learning_rate, weight_decay=config.weight_decay
         )
         self.distiller = self._distiller(train.path)
         if self.distiller is not None:
@@ -243,7 +301,11 @@ class QATrainer(Trainer):
 
     def model_payload(self) -> dict[str, Any]:
         attrs = self.features.attrs
-        return {
+        if self.image_encoder is None:
+            provenance = image_provenance(self.features)
+        else:
+            provenance = image_provenance_of(self.encoder_record)
+        payload = {
             "model_config": self.model_config.to_dict(),
             "state_dict": self.model.state_dict(),
             "vocabulary": list(self.tokenizer.vocab),
@@ -253,10 +315,13 @@ class QATrainer(Trainer):
                 "features": [str(path) for path in self.features_paths],
                 "feature_model": str(attrs.get("model_name", "")),
                 "feature_layout": str(self.features.layout),
-                PROVENANCE_KEY: image_provenance(self.features),
+                PROVENANCE_KEY: provenance,
                 "distill": dataclasses.asdict(self.config.distill),
             },
         }
+        if self.image_encoder is not None:
+            payload[ENCODER_PAYLOAD_KEY] = self.encoder_record
+        return payload
 
     def run_state(self) -> dict[str, Any]:
         return {"sampler": self.sampler.state_dict()}
@@ -264,7 +329,22 @@ class QATrainer(Trainer):
     def load_run_state(self, state: dict[str, Any]) -> None:
         self.sampler.load_state_dict(state["sampler"])
 
+    def resume(self, path: str | os.PathLike[str] | None = None) -> None:
+        super().resume(path)
+        if self.config.finetune_encoder:  # the spine gave every group the run's rate
+            self.optimizer.param_groups[ENCODER_GROUP]["lr"] = self.config.encoder_learning_rate
+
     def check_resumable(self, payload: dict[str, Any], path: Path) -> None:
+        trained = payload.get(ENCODER_PAYLOAD_KEY)
+        ours = self.encoder_record if self.image_encoder is not None else None
+        settings = ("model_name", "tokens", "finetuned")
+        if (trained is None) != (ours is None) or any(
+            trained[key] != ours[key] for key in settings if trained and ours
+        ):
+            shown = "stored features"
+            if trained is not None:
+                shown = "image encoder " + ", ".join(f"{k} {trained[k]}" for k in settings)
+            raise DataError(path, f"was trained with another image input: {shown}")
         if payload["model_config"] != self.model_config.to_dict():
             raise DataError(path, "was trained with another model, task, vocabulary or features")
         trained = payload.get("train_config") or {}
