@@ -2,7 +2,10 @@
 
 - ``clipvil-small-synthetic.pt``: the small CLIP (``clipvil-small``) pretrained
   contrastively on the ``small`` synthetic world's image-caption pairs;
-- ``follower-small-clip.pt``: the EnvDrop follower trained on that world with its features.
+- ``follower-small-clip.pt``: the EnvDrop follower trained on that world with its features;
+- ``qa-vqa-small-clip.pt``, ``qa-snli-ve-small-clip.pt``, ``qa-vcr-small-clip.pt``: the QA
+  fusion model of each task, trained on that world's ``qa/`` with the small CLIP's grid
+  features (``clipvil demo`` evaluates them).
 
 Use :func:`checkpoint_path` to find one (it works for a checkout and for an installed wheel).
 """
