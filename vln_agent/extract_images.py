@@ -232,11 +232,10 @@ def extract_image_features(
 def encode_images(encoder: CLIPEncoder, inputs: torch.Tensor, grid: bool) -> list[np.ndarray]:
     """``[B, 3, H, W]`` -> ``[pooled [B, E]]`` (+ ``grid [B, h * w, C]``), float32 numpy."""
     with torch.inference_mode():
-        outputs = [encoder.encode_image(inputs).cpu().numpy()]  # [B, E]
-        if grid:
-            cells = encoder.encode_image_grid(inputs)  # [B, h, w, C]
-            outputs.append(cells.flatten(1, 2).cpu().numpy())  # [B, h*w, C]
-    return outputs
+        if not grid:
+            return [encoder.encode_image(inputs).cpu().numpy()]  # [B, E]
+        pooled, cells = encoder.encode_image_and_grid(inputs)  # [B, E], [B, h, w, C]
+        return [pooled.cpu().numpy(), cells.flatten(1, 2).cpu().numpy()]  # [B, h*w, C]
 
 
 def _run_pipeline(

@@ -192,6 +192,31 @@ class CLIPEncoder(nn.Module):
                     grid = pool.c_proj(pool.v_proj(grid))  # [B, h, w, E]
         return grid.float()
 
+    def encode_image_and_grid(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`encode_image` and :meth:`encode_image_grid` of ``[B, 3, H, W]`` in one pass
+        of the image tower (feature extraction with ``--grid``): ``([B, E], [B, h, w, C])``,
+        the same values as the two calls."""
+        images = self._images(images, pooled=True)
+        visual = self.model.visual
+        if self.is_vit and visual.attn_pool is not None:
+            raise ValueError(f"{self.model_name}: attentional-pool ViTs are not supported")
+        with self._autocast():
+            out = visual.forward_intermediates(
+                images,
+                indices=1,
+                normalize_intermediates=self.is_vit,
+                intermediates_only=False,
+                **({"output_fmt": "NLC"} if self.is_vit else {}),
+            )
+        pooled = out["image_features"].float()  # [B, E]
+        cells = out["image_intermediates"][0]
+        if self.is_vit:  # [B, h*w, width], after ln_post
+            height, width = grid_shape(tuple(images.shape[-2:]), self.grid_stride)
+            grid = cells.reshape(cells.shape[0], height, width, cells.shape[-1])
+        else:  # [B, 32*width, h, w]
+            grid = cells.permute(0, 2, 3, 1)
+        return pooled, grid.float()
+
     @torch.no_grad()
     def embed_images(
         self,

@@ -239,3 +239,15 @@ def test_preprocess_and_input_checks(tiny_encoder: CLIPEncoder):
     assert tiny_encoder.preprocess_train(Image.new("RGB", (64, 48))).shape == pixels.shape
     with pytest.raises(ValueError, match=r"\[B, 3, H, W\]"):
         tiny_encoder.encode_image(pixels)
+
+
+@pytest.mark.parametrize("fixture", ["tiny_encoder", "tiny_resnet_encoder"])
+def test_one_pass_gives_the_pooled_and_grid_features_bit_for_bit(fixture, request):
+    """``encode_image_and_grid`` (what ``features --images --grid`` runs) runs the tower
+    once and gives exactly what ``encode_image`` and ``encode_image_grid`` give."""
+    encoder: CLIPEncoder = request.getfixturevalue(fixture)
+    images = torch.randn(3, 3, *encoder.image_size)
+    with torch.inference_mode():
+        pooled, grid = encoder.encode_image_and_grid(images)
+        assert torch.equal(pooled, encoder.encode_image(images))
+        assert torch.equal(grid, encoder.encode_image_grid(images))
