@@ -20,8 +20,8 @@ round so that other jobs' load hits them alike (medians over rounds; read the ra
 
 (b) ``extract_image_features`` of one image folder (decode, preprocess, encode, HDF5 write)
     in images/s, as a share of the ceiling: the encoder's batched forward on images already
-    loaded as tensors, same batch size (``encode_image``, plus ``encode_image_grid`` for
-    ``--grid``, which is what extraction runs).
+    loaded as tensors, same batch size (``encode_image``, or ``encode_image_and_grid`` for
+    ``--grid``: what extraction runs).
 """
 
 from __future__ import annotations
@@ -139,9 +139,10 @@ def extraction_cases(args: argparse.Namespace, encoder: CLIPEncoder, tmp: Path) 
         def ceiling(grid: bool = grid) -> object:
             with torch.inference_mode():
                 for _ in range(batches):
-                    encoder.encode_image(images)  # [B, E]
                     if grid:
-                        encoder.encode_image_grid(images)  # [B, h, w, C]
+                        encoder.encode_image_and_grid(images)  # [B, E], [B, h, w, C]
+                    else:
+                        encoder.encode_image(images)  # [B, E]
             return None
 
         def extract(grid: bool = grid) -> object:
