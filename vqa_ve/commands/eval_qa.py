@@ -44,7 +44,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="F.h5",
         help="image features (clipvil features --images); several files are read as one; "
         "left out for a checkpoint that encodes images itself (train-qa --image-encoder), "
-        "which reads the images under --data",
+        "which reads the images under --data (default: none)",
     )
     parser.add_argument(
         "--split",

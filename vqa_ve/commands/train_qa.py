@@ -28,7 +28,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="F.h5",
         help="image features keyed by image id (clipvil features --images [--grid]); several "
         "files (one per image folder) are read as one; required unless --image-encoder "
-        "encodes the data's images on the fly",
+        "encodes the data's images on the fly (default: none)",
     )
     parser.add_argument("--out", type=Path, required=True, help="run directory (checkpoints, logs)")
     add_run_flags(parser, QA_RECIPE_DIR)
