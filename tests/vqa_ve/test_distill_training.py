@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -23,25 +22,8 @@ TINY = {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "dropout": 0.1}
 
 
 @pytest.fixture(scope="module")
-def snli_ve(tiny_synthetic_world: Path, tmp_path_factory: pytest.TempPathFactory):
-    """``(qa dir, student features, teacher weights, teacher features)``: two random
-    clipvil-tiny towers, the teacher's saved as an open_clip weight file."""
-    from vln_agent.encoders import create_encoder
-    from vln_agent.extract_images import extract_image_features
-
-    folder = tmp_path_factory.mktemp("distill")
-    images = tiny_synthetic_world / "qa" / "snli_ve" / "images"
-    files = {}
-    for name, seed in (("student", 1), ("teacher", 2)):
-        torch.manual_seed(seed)
-        encoder = create_encoder("clipvil-tiny")
-        files[name] = folder / f"{name}.h5"
-        options = {"grid": True, "progress": False, "workers": 0}
-        extract_image_features(images, encoder, files[name], **options)
-        if name == "teacher":
-            files["weights"] = folder / "teacher.pt"
-            torch.save(encoder.model.state_dict(), files["weights"])
-    return tiny_synthetic_world / "qa", files["student"], files["weights"], files["teacher"]
+def snli_ve(distill_world):
+    return distill_world
 
 
 def settings(snli_ve, mode: str, **overrides: object):

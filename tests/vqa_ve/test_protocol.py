@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 
 from vln_agent.cli import EXIT_BAD_INPUT, collect_commands, main
 from vln_agent.training.trainer import Trainer
@@ -23,23 +22,8 @@ ALL_MODES = ",".join(MODES)
 
 
 @pytest.fixture(scope="module")
-def world(tiny_synthetic_world: Path, tmp_path_factory: pytest.TempPathFactory):
-    """``(qa dir, student features, teacher weights, teacher features)`` of SNLI-VE: two
-    random clipvil-tiny towers, the teacher's saved as an open_clip weight file."""
-    from vln_agent.encoders import create_encoder
-    from vln_agent.extract_images import extract_image_features
-
-    folder = tmp_path_factory.mktemp("protocol-features")
-    images = tiny_synthetic_world / "qa" / "snli_ve" / "images"
-    files = {}
-    for name, seed in (("student", 1), ("teacher", 2)):
-        torch.manual_seed(seed)
-        encoder = create_encoder("clipvil-tiny")
-        files[name] = folder / f"{name}.h5"
-        extract_image_features(images, encoder, files[name], grid=True, progress=False, workers=0)
-    files["weights"] = folder / "teacher.pt"
-    torch.save(encoder.model.state_dict(), files["weights"])
-    return tiny_synthetic_world / "qa", files["student"], files["weights"], files["teacher"]
+def world(distill_world):
+    return distill_world
 
 
 def argv(world, out: Path, fractions="0.5,1", seeds="0", distill=ALL_MODES, extra=()):
