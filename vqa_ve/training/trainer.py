@@ -227,7 +227,7 @@ class QATrainer(Trainer):
         optimizer = torch.optim.AdamW(
             params, lr=config.learning_rate, weight_decay=config.weight_decay
         )
-        self.distiller = self._distiller(train.path)
+        self.distiller = self._distiller()
         if self.distiller is not None:
             optimizer.add_param_group({"params": list(self.distiller.parameters())})
         self.attach(model, optimizer, auxiliary=self.distiller)
@@ -236,7 +236,7 @@ class QATrainer(Trainer):
         if resume:
             self.resume()
 
-    def _distiller(self, train_path: Path) -> Distiller | None:
+    def _distiller(self) -> Distiller | None:
         """The distillation head of ``--distill naive|clip-td`` (None without), its teacher
         features checked against every training image."""
         settings = self.config.distill
