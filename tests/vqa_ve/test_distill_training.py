@@ -119,3 +119,9 @@ def test_missing_teacher_features_are_one_line_errors(snli_ve, tmp_path):
             tmp_path,
             settings(snli_ve, "clip-td", teacher_features=(str(tmp_path / "nowhere.h5"),)),
         )
+    from vqa_ve.distill import Teacher
+
+    teacher = Teacher.from_config(settings(snli_ve, "clip-td").distill, "snli-ve")
+    teacher.features.require(["1", "1"])  # present (read once)
+    with pytest.raises(DataError, match="no teacher features for image no-such-image"):
+        teacher.features.require(["1", "no-such-image"])

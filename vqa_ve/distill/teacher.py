@@ -38,7 +38,7 @@ synthetic world's training split (zero-shot accuracy of the teacher's top candid
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -185,6 +185,12 @@ class TeacherImageFeatures:
             if image_id in features:
                 return features
         raise DataError(self.files[0].path, f"no teacher features for image {image_id}")
+
+    def require(self, image_ids: Iterable[str]) -> None:
+        """Fail fast (one line) when an image has no teacher features: reads the files'
+        index only, once per distinct image."""
+        for image_id in dict.fromkeys(image_ids):
+            self._file_of(image_id)
 
     def pooled(self, image_ids: Sequence[str]) -> torch.Tensor:
         """Pooled image embeddings ``[B, E]``."""

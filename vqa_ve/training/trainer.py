@@ -243,8 +243,7 @@ class QATrainer(Trainer):
         if not settings.enabled:
             return None
         teacher = Teacher.from_config(settings, self.config.task, self.answers)
-        for example in self.train_examples:
-            teacher.features.pooled([example.image_id])  # one-line error when missing
+        teacher.features.require(example.image_id for example in self.train_examples)
         teacher.prepare(self.train_examples)
         attrs = self.features.attrs
         grid = (int(attrs["grid_height"]), int(attrs["grid_width"]))
