@@ -1,10 +1,12 @@
-"""``build_qa``: a world's VQA v2, SNLI-VE and VCR data under ``DIR/qa/``, released layouts.
+"""``build_qa``: a world's VQA v2, SNLI-VE, VCR and COCO-caption data under ``DIR/qa/``,
+in the released layouts.
 
 ::
 
     DIR/qa/vqa/v2_OpenEnded_mscoco_{subtype}_questions.json
     DIR/qa/vqa/v2_mscoco_{subtype}_annotations.json
     DIR/qa/vqa/{subtype}/COCO_{subtype}_{image_id:012d}.jpg
+    DIR/qa/coco/annotations/captions_{subtype}.json   (5 captions of each VQA image)
     DIR/qa/snli_ve/snli_ve_{split}.jsonl
     DIR/qa/snli_ve/images/{image_id}.jpg
     DIR/qa/vcr/{split}.jsonl
@@ -15,8 +17,10 @@
 Splits (:data:`QA_SPLITS`): ``train`` asks about the R2R_train houses, ``val`` about the
 val_unseen houses, and ``val_shift`` about the very views of ``val`` rendered under other
 lighting (:func:`shift_appearance`: darker, lower contrast, a warm tint, a vignette), a
-domain-shifted copy whose answers are those of ``val``. Image ids are unique across all
-splits and datasets share them (the same view has the same id in VQA and SNLI-VE).
+domain-shifted copy whose answers and captions are those of ``val``. Image ids are unique
+across all splits and datasets share them (the same view has the same id in VQA and
+SNLI-VE). The COCO captions files list the VQA images by their file names (no images of
+their own), so their image keys are the VQA feature keys (:mod:`envs.synthetic.qa.captions`).
 
 Everything is drawn from ``np.random.default_rng([seed, QA_STREAM, ...])``, a stream the
 world's own files never use, so adding QA changes no other file of the world.
@@ -35,6 +39,7 @@ from envs.constants import R2R_IMAGE_HEIGHT, R2R_IMAGE_WIDTH
 from envs.fileio import atomic_write, read_json, write_json
 from envs.synthetic.language import captions_for_view
 from envs.synthetic.presets import WorldPreset
+from envs.synthetic.qa import captions as coco_captions
 from envs.synthetic.qa import snli_ve, vcr, vqa
 from envs.synthetic.qa.views import QAView, choose_views, render_jpegs
 from envs.synthetic.scene import scene_path
@@ -44,9 +49,11 @@ QA_MANIFEST = "manifest.json"
 QA_IMAGES = "images.json"
 QA_GENERATOR = "clipvil.synthetic-world.qa"
 #: Bump when the same world and seed would give different QA files.
-QA_VERSION = 2
+QA_VERSION = 3
 #: Second entry of every QA seed: keeps QA draws apart from the world's own streams.
 QA_STREAM = 0x51A
+#: Folder of the COCO-style captions files under ``DIR/qa/`` (COCO's own layout below it).
+COCO_DIR = "coco"
 #: QA split -> (R2R split whose houses it asks about, VQA data_subtype, SNLI-VE split).
 QA_SPLITS = {
     "train": ("train", "train2014", "train"),
@@ -71,6 +78,16 @@ def vqa_files(qa_dir: Path, subtype: str) -> tuple[Path, Path, Path]:
         root / f"v2_mscoco_{subtype}_annotations.json",
         root / subtype,
     )
+
+
+def vqa_image_name(subtype: str, image_id: int) -> str:
+    """``COCO_{subtype}_{image_id:012d}.jpg``: a VQA image's file name."""
+    return f"COCO_{subtype}_{image_id:012d}.jpg"
+
+
+def coco_captions_file(qa_dir: Path, subtype: str) -> Path:
+    """The COCO-style captions file of a VQA split's images."""
+    return qa_dir / COCO_DIR / "annotations" / f"captions_{subtype}.json"
 
 
 def snli_ve_file(qa_dir: Path, split: str) -> Path:
@@ -115,16 +132,20 @@ def _split_scans(data_dir: Path, r2r_split: str) -> list[str]:
 
 
 def _split_views(data_dir: Path, scans: list[str], split_index: int, seed: int, per_house: int):
-    """(views, captions) of a split: the chosen views and one caption of each."""
+    """(views, premises, captions) of a split: the chosen views, one caption of each (the
+    SNLI-VE premise) and its COCO captions (drawn from their own stream)."""
     views: list[QAView] = []
-    captions: list[str] = []
+    premises: list[str] = []
+    captions: list[list[str]] = []
     for i, scan in enumerate(scans):
         scene = read_json(scene_path(data_dir, scan))
         rng = np.random.default_rng([seed, QA_STREAM, split_index, i])
         chosen = choose_views(scene, rng, per_house)
         views += chosen
-        captions += [captions_for_view(scene, v.viewpoint, v.view_index, rng, 1)[0] for v in chosen]
-    return views, captions
+        premises += [captions_for_view(scene, v.viewpoint, v.view_index, rng, 1)[0] for v in chosen]
+        stream = [seed, QA_STREAM, coco_captions.CAPTION_STREAM, split_index, i]
+        captions += coco_captions.view_captions(scene, chosen, np.random.default_rng(stream))
+    return views, premises, captions
 
 
 def _write_bytes(path: Path, data: bytes) -> None:
@@ -141,12 +162,12 @@ def _vqa_split(views, image_ids, rng) -> list[dict]:
     return vqa.balance(items, rng)
 
 
-def _snli_split(views, captions, image_ids, rng) -> list[dict]:
+def _snli_split(views, premises, image_ids, rng) -> list[dict]:
     pools = snli_ve.split_pools(views)
     items = []
-    for view, caption, image_id in zip(views, captions, image_ids, strict=True):
+    for view, premise, image_id in zip(views, premises, image_ids, strict=True):
         for pair in snli_ve.view_pairs(view, rng, pools):
-            items.append({**pair, "premise": caption, "image_id": image_id})
+            items.append({**pair, "premise": premise, "image_id": image_id})
     return snli_ve.balance(items, rng)
 
 
@@ -180,7 +201,7 @@ def _vcr_split(views, image_ids, rng, split: str) -> list[dict]:
     return records
 
 
-def _write_split(qa_dir: Path, split: str, views, captions, image_ids, jpegs, rng) -> dict:
+def _write_split(qa_dir: Path, split: str, views, premises, image_ids, jpegs, rng) -> dict:
     """Write one split of the three datasets and its images; return its counts."""
     _, subtype, snli_split = QA_SPLITS[split]
     questions, annotations, image_dir = vqa_files(qa_dir, subtype)
@@ -188,7 +209,7 @@ def _write_split(qa_dir: Path, split: str, views, captions, image_ids, jpegs, rn
     q_file, a_file = vqa.records(items, subtype)
     write_json(questions, q_file, indent=None)
     write_json(annotations, a_file, indent=None)
-    pairs = _snli_split(views, captions, image_ids, rng)
+    pairs = _snli_split(views, premises, image_ids, rng)
     with atomic_write(snli_ve_file(qa_dir, snli_split)) as f:
         for n, pair in enumerate(pairs):
             f.write(json.dumps(snli_ve.record(pair, pair["image_id"], n)) + "\n")
@@ -196,13 +217,21 @@ def _write_split(qa_dir: Path, split: str, views, captions, image_ids, jpegs, rn
     with atomic_write(vcr_file(qa_dir, split)) as f:
         f.writelines(json.dumps(record) + "\n" for record in vcr_items)
     for view, image_id, jpeg in zip(views, image_ids, jpegs, strict=True):
-        _write_bytes(image_dir / f"COCO_{subtype}_{image_id:012d}.jpg", jpeg)
+        _write_bytes(image_dir / vqa_image_name(subtype, image_id), jpeg)
         _write_bytes(snli_ve_images(qa_dir) / f"{image_id}.jpg", jpeg)
         stem = vcr_images(qa_dir) / vcr_image_stem(view.scan, image_id)
         _write_bytes(stem.with_suffix(".jpg"), jpeg)
         meta = vcr.metadata(view, R2R_IMAGE_WIDTH, R2R_IMAGE_HEIGHT)
         write_json(stem.with_suffix(".json"), meta, indent=None)
     return {"vqa_questions": len(items), "snli_ve_pairs": len(pairs), "vcr_items": len(vcr_items)}
+
+
+def _write_captions(qa_dir: Path, subtype: str, image_ids, captions) -> int:
+    """Write the COCO captions file of a VQA split's images; return its caption count."""
+    images = [(image_id, vqa_image_name(subtype, image_id)) for image_id in image_ids]
+    data = coco_captions.records(images, captions, R2R_IMAGE_WIDTH, R2R_IMAGE_HEIGHT)
+    write_json(coco_captions_file(qa_dir, subtype), data, indent=None)
+    return len(data["annotations"])
 
 
 def build_qa(data_dir: str | os.PathLike[str], preset: WorldPreset, seed: int) -> dict:
@@ -225,11 +254,12 @@ def build_qa(data_dir: str | os.PathLike[str], preset: WorldPreset, seed: int) -
     next_id = 1
     cache: dict[str, tuple] = {}
     sources: list[dict] = []
-    for split_index, (split, (r2r_split, _, _)) in enumerate(QA_SPLITS.items()):
+    for split_index, (split, (r2r_split, subtype, _)) in enumerate(QA_SPLITS.items()):
         scans = _split_scans(data_dir, r2r_split)
         if r2r_split not in cache:
             cache[r2r_split] = _split_views(data_dir, scans, split_index, seed, per_house)
-        views, captions = cache[r2r_split]
+        # val_shift reuses val's views, premises and captions (only its images differ)
+        views, premises, captions = cache[r2r_split]
         shift = shift_appearance if split == "val_shift" else None
         jpegs = render_jpegs(data_dir, views, shift=shift)
         image_ids = list(range(next_id, next_id + len(views)))
@@ -246,7 +276,8 @@ def build_qa(data_dir: str | os.PathLike[str], preset: WorldPreset, seed: int) -
         counts[split] = {
             "houses": len(scans),
             "images": len(views),
-            **_write_split(qa_dir, split, views, captions, image_ids, jpegs, qa_rng),
+            **_write_split(qa_dir, split, views, premises, image_ids, jpegs, qa_rng),
+            "captions": _write_captions(qa_dir, subtype, image_ids, captions),
         }
     write_json(qa_dir / QA_IMAGES, sources, indent=None)
     manifest = {**identity, "splits": {s: list(v) for s, v in QA_SPLITS.items()}, "counts": counts}

@@ -4,13 +4,26 @@ seed gives the same QA bytes, and a world reused without its QA gets it back."""
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 from pathlib import Path
 
 import pytest
 
+from envs.constants import R2R_IMAGE_HEIGHT, R2R_IMAGE_WIDTH
 from envs.synthetic.presets import PRESETS
-from envs.synthetic.qa.writer import QA_DIR, QA_MANIFEST, build_qa
+from envs.synthetic.qa.captions import CAPTIONS_PER_IMAGE
+from envs.synthetic.qa.writer import (
+    COCO_DIR,
+    QA_DIR,
+    QA_MANIFEST,
+    QA_SPLITS,
+    QA_VERSION,
+    build_qa,
+    coco_captions_file,
+    vqa_files,
+    vqa_image_name,
+)
 from envs.synthetic.writer import build_world
 from vln_agent.cli import main
 
@@ -72,3 +85,51 @@ def test_qa_writer_imports_neither_torch_nor_vqa_ve():
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_captions_draw_nothing_from_the_other_qa_streams(
+    tiny_synthetic_world: Path, world_without_qa: Path, tmp_path: Path, monkeypatch
+):
+    """Captions that draw no numbers leave every other QA file as it is; only their own
+    files (and the manifest, whose counts stay equal) can change."""
+    from envs.synthetic.qa import captions
+
+    def fixed(scene, views, rng):
+        return [[f"view {n}"] * captions.CAPTIONS_PER_IMAGE for n in range(len(views))]
+
+    monkeypatch.setattr(captions, "view_captions", fixed)
+    copy = tmp_path / "world"
+    shutil.copytree(world_without_qa, copy)
+    build_qa(copy, PRESETS["tiny"], TINY_WORLD_SEED)
+    changed = hashes(copy / QA_DIR)
+    original = hashes(tiny_synthetic_world / QA_DIR)
+    coco = {k for k in original if k.startswith(f"{COCO_DIR}/")}
+    assert len(coco) == len(QA_SPLITS)
+    assert all(changed[k] != original[k] for k in coco)
+    assert {k: v for k, v in changed.items() if k not in coco} == {
+        k: v for k, v in original.items() if k not in coco
+    }
+
+
+def test_captions_files_list_the_vqa_images_and_match_the_manifest(tiny_synthetic_world: Path):
+    qa = tiny_synthetic_world / QA_DIR
+    manifest = json.loads((qa / QA_MANIFEST).read_text())
+    assert manifest["version"] == QA_VERSION
+    caption_ids: list[int] = []
+    for split, (_, subtype, _) in QA_SPLITS.items():
+        data = json.loads(coco_captions_file(qa, subtype).read_text())
+        _, _, image_dir = vqa_files(qa, subtype)
+        assert sorted(image["file_name"] for image in data["images"]) == sorted(
+            p.name for p in image_dir.glob("*.jpg")
+        )
+        assert {(image["width"], image["height"]) for image in data["images"]} == {
+            (R2R_IMAGE_WIDTH, R2R_IMAGE_HEIGHT)
+        }
+        assert all(
+            image["file_name"] == vqa_image_name(subtype, image["id"]) for image in data["images"]
+        )
+        counts = manifest["counts"][split]
+        assert counts["captions"] == len(data["annotations"])
+        assert counts["captions"] == CAPTIONS_PER_IMAGE * counts["images"]
+        caption_ids += [a["id"] for a in data["annotations"]]
+    assert len(set(caption_ids)) == len(caption_ids)
