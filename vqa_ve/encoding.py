@@ -165,6 +165,19 @@ def token_shape(encoder: CLIPEncoder, tokens: str) -> tuple[int, int]:
     return height * width, channels
 
 
+def encode_pixels(
+    encoder: CLIPEncoder, pixels: torch.Tensor, tokens: str, finetune: bool
+) -> torch.Tensor:
+    """``[B, 3, H*W]`` (or ``[B, 3, H, W]``) pixels -> image tokens ``[B, R, F]``: the grid
+    cells ``[B, h*w, C]`` or the pooled embedding ``[B, 1, E]``; gradients reach the
+    encoder only when ``finetune``."""
+    images = pixels.reshape(pixels.shape[0], IMAGE_CHANNELS, *encoder.image_size)
+    with torch.set_grad_enabled(finetune and torch.is_grad_enabled()):
+        if tokens == POOLED_TOKENS:
+            return encoder.encode_image(images)[:, None]  # [B, 1, E]
+        return encoder.encode_image_grid(images).flatten(1, 2)  # [B, h*w, C]
+
+
 class EncodedQAModel(nn.Module):
     """The fusion model with its image encoder in front (see the module).
 
@@ -199,12 +212,7 @@ class EncodedQAModel(nn.Module):
 
     def image_tokens(self, pixels: torch.Tensor) -> torch.Tensor:
         """``[B, 3, H*W]`` (or ``[B, 3, H, W]``) pixels -> image tokens ``[B, R, F]``."""
-        images = pixels.reshape(pixels.shape[0], IMAGE_CHANNELS, *self.image_encoder.image_size)
-        with torch.set_grad_enabled(self.finetune and torch.is_grad_enabled()):
-            if self.tokens == POOLED_TOKENS:
-                return self.image_encoder.encode_image(images)[:, None]  # [B, 1, E]
-            grid = self.image_encoder.encode_image_grid(images)  # [B, h, w, C]
-            return grid.flatten(1, 2)  # [B, h*w, C]
+        return encode_pixels(self.image_encoder, pixels, self.tokens, self.finetune)
 
     def encoded(self, batch: QABatch) -> QABatch:
         """``batch`` with its pixels replaced by image tokens."""
@@ -288,14 +296,21 @@ def image_provenance_of(record: dict[str, Any]) -> dict[str, Any]:
     return {"layout": ImageFiles.layout, "shape": record["shape"], "encoder": record["identity"]}
 
 
-def build_encoded_model(payload: dict[str, Any]) -> EncodedQAModel:
-    """The model of a checkpoint holding an :data:`ENCODER_PAYLOAD_KEY` entry, with random
-    weights (the caller loads ``payload["state_dict"]``)."""
-    record = payload[ENCODER_PAYLOAD_KEY]
+def encoder_from_record(record: dict[str, Any]) -> CLIPEncoder:
+    """The architecture an :data:`ENCODER_PAYLOAD_KEY` entry describes, randomly initialised
+    (its weights are in the checkpoint's state dict)."""
     encoder = create_encoder(
         record["model_name"], None, quick_gelu=record["model_config"].get("quick_gelu")
     )
     if list(encoder.image_size) != list(record["image_size"]):
         encoder.set_image_size(tuple(record["image_size"]))
+    return encoder
+
+
+def build_encoded_model(payload: dict[str, Any]) -> EncodedQAModel:
+    """The model of a checkpoint holding an :data:`ENCODER_PAYLOAD_KEY` entry, with random
+    weights (the caller loads ``payload["state_dict"]``)."""
+    record = payload[ENCODER_PAYLOAD_KEY]
+    encoder = encoder_from_record(record)
     fusion = QAFusionModel(QAModelConfig(**payload["model_config"]))
     return EncodedQAModel(fusion, encoder, record["tokens"], bool(record["finetuned"]))

@@ -19,7 +19,7 @@ from vln_agent.cli import ENTRY_POINT_GROUP, EXIT_BAD_INPUT, collect_commands, m
 
 #: The order of the hand-written command tuple the entry points replaced.
 #: vqa_ve's commands, listed after navigation's under their own heading.
-QA_ORDER = ("train-qa", "eval-qa", "protocol", "eval-vqa", "eval-vcr")
+QA_ORDER = ("train-qa", "eval-qa", "protocol", "pretrain-vl", "eval-vqa", "eval-vcr")
 FORMER_ORDER = (
     "demo",
     "eval-r2r",

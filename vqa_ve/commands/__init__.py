@@ -11,4 +11,11 @@ from __future__ import annotations
 #: The heading of these commands in ``clipvil --help``.
 GROUP = "question answering"
 #: Their order under it (a registered command missing here follows, in name order).
-ORDER: tuple[str, ...] = ("train-qa", "eval-qa", "protocol", "eval-vqa", "eval-vcr")
+ORDER: tuple[str, ...] = (
+    "train-qa",
+    "eval-qa",
+    "protocol",
+    "pretrain-vl",
+    "eval-vqa",
+    "eval-vcr",
+)

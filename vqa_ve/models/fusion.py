@@ -50,6 +50,10 @@ NUM_SEGMENTS = 3
 QA_KIND = "qa"
 #: The checkpoint entry of a model that encodes its images itself (:mod:`vqa_ve.encoding`).
 ENCODER_PAYLOAD_KEY = "image_encoder"
+#: Position embeddings of the image tokens: one per grid-cell index (row-major), or a row
+#: plus a column embedding (CLIP-ViL pretraining's x / y embeddings of the grid).
+INDEX_POSITIONS, GRID_POSITIONS = "index", "2d"
+IMAGE_POSITIONS = (INDEX_POSITIONS, GRID_POSITIONS)
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,27 @@ class QAModelConfig:
     #: A blind (question-only) baseline: every image token is zeroed before it enters the
     #: model, so the same architecture and training see the text alone.
     blind: bool = False
+    #: Image-token positions: ``index`` (one embedding per cell) or ``2d`` (row + column
+    #: embeddings over a ``grid_height`` x ``num_regions / grid_height`` grid).
+    image_positions: str = field(default=INDEX_POSITIONS, metadata={"choices": IMAGE_POSITIONS})
+    #: Rows of the image grid (1 for pooled features; read from the feature file).
+    grid_height: int = field(default=1, metadata={"derived": True})
+    #: In training, keep this many randomly chosen image tokens per image (CLIP-ViL
+    #: pretraining keeps 100 grid cells); 0 keeps all. Evaluation always sees every token.
+    grid_sample: int = 0
+
+    def __post_init__(self) -> None:
+        if self.image_positions not in IMAGE_POSITIONS:
+            raise ValueError(
+                f"image_positions {self.image_positions!r}, expected one of {IMAGE_POSITIONS}"
+            )
+        if self.grid_sample < 0:
+            raise ValueError(f"grid_sample must be >= 0, got {self.grid_sample}")
+
+    @property
+    def grid_width(self) -> int:
+        """Columns of the image grid."""
+        return max(1, self.num_regions // max(1, self.grid_height))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -115,6 +140,13 @@ class QAFusionModel(nn.Module):
             raise ValueError(f"task {config.task!r}, expected one of {TASKS}")
         if min(config.vocab_size, config.feature_dim, config.num_regions, config.num_outputs) < 1:
             raise ValueError("vocab_size, feature_dim, num_regions and the outputs must be >= 1")
+        if config.image_positions == GRID_POSITIONS and (
+            config.grid_height < 1 or config.grid_height * config.grid_width != config.num_regions
+        ):
+            raise ValueError(
+                f"2d positions need num_regions ({config.num_regions}) = grid_height "
+                f"({config.grid_height}) x columns"
+            )
         self.config = config
         width = config.hidden_size
         self.word_embedding = nn.Embedding(config.vocab_size, width, padding_idx=PAD_ID)
@@ -122,7 +154,11 @@ class QAFusionModel(nn.Module):
         self.image_projection = nn.Sequential(
             nn.LayerNorm(config.feature_dim), nn.Linear(config.feature_dim, width)
         )
-        self.image_position = nn.Embedding(config.num_regions, width)
+        if config.image_positions == GRID_POSITIONS:
+            self.image_row = nn.Embedding(config.grid_height, width)
+            self.image_column = nn.Embedding(config.grid_width, width)
+        else:
+            self.image_position = nn.Embedding(config.num_regions, width)
         self.segment_embedding = nn.Embedding(NUM_SEGMENTS, width)
         self.embedding_norm = nn.LayerNorm(width)
         self.drop = nn.Dropout(config.dropout)
@@ -141,11 +177,35 @@ class QAFusionModel(nn.Module):
             nn.Linear(width, width), nn.GELU(), nn.Linear(width, config.num_outputs)
         )
 
-    def encode(
-        self, tokens: torch.Tensor, segments: torch.Tensor, image: torch.Tensor
+    def cell_positions(self, cells: torch.Tensor) -> torch.Tensor:
+        """Position embeddings ``[..., d]`` of image-token indices ``cells`` (row-major)."""
+        if self.config.image_positions == GRID_POSITIONS:
+            columns = self.config.grid_width
+            return self.image_row(cells // columns) + self.image_column(cells % columns)
+        return self.image_position(cells)
+
+    def sample_cells(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """In training with ``grid_sample``, ``grid_sample`` random tokens of each image
+        ``[N, S, F]`` and their cell indices ``[N, S]`` (in grid order); else ``image`` and
+        None (every cell, in order)."""
+        keep = self.config.grid_sample
+        if not self.training or keep == 0 or keep >= image.shape[1]:
+            return image, None
+        order = torch.rand(image.shape[:2], device=image.device).argsort(dim=1)  # [N, R]
+        cells = order[:, :keep].sort(dim=1).values  # [N, S]
+        picked = image.gather(1, cells[..., None].expand(-1, -1, image.shape[2]))  # [N, S, F]
+        return picked, cells
+
+    def hidden_states(
+        self,
+        tokens: torch.Tensor,
+        segments: torch.Tensor,
+        image: torch.Tensor,
+        cells: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """The pooled [CLS] ``[N, d]`` of ``tokens`` / ``segments`` ``[N, L]`` and
-        ``image`` ``[N, R, F]``."""
+        """Every output ``[N, L+R, d]`` (after the final LayerNorm) of ``tokens`` /
+        ``segments`` ``[N, L]`` and ``image`` ``[N, R, F]``, whose tokens are the grid cells
+        ``cells`` ``[N, R]`` (None: all cells in order); text first, position 0 is [CLS]."""
         length, regions = tokens.shape[1], image.shape[1]
         if self.config.blind:
             image = torch.zeros_like(image)  # [N, R, F]: no visual information
@@ -155,10 +215,13 @@ class QAFusionModel(nn.Module):
             + self.text_position(positions)[None]  # [1, L, d]
             + self.segment_embedding(segments)  # [N, L, d]
         )
-        cells = torch.arange(regions, device=image.device)  # [R]
+        if cells is None:
+            where = self.cell_positions(torch.arange(regions, device=image.device))[None]
+        else:
+            where = self.cell_positions(cells)  # [N, R, d]
         visual = (
             self.image_projection(image)  # [N, R, d]
-            + self.image_position(cells)[None]  # [1, R, d]
+            + where  # [1 or N, R, d]
             + self.segment_embedding.weight[IMAGE_SEGMENT]  # [d]
         )
         hidden = self.drop(self.embedding_norm(torch.cat([text, visual], dim=1)))  # [N, L+R, d]
@@ -166,18 +229,32 @@ class QAFusionModel(nn.Module):
             [tokens == PAD_ID, torch.zeros_like(image[..., 0], dtype=torch.bool)], dim=1
         )  # [N, L+R]
         hidden = self.encoder(hidden, src_key_padding_mask=padding)  # [N, L+R, d]
-        return self.final_norm(hidden[:, 0])  # [N, d]
+        return self.final_norm(hidden)  # [N, L+R, d]
+
+    def encode(
+        self,
+        tokens: torch.Tensor,
+        segments: torch.Tensor,
+        image: torch.Tensor,
+        cells: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The pooled [CLS] ``[N, d]`` (see :meth:`hidden_states`)."""
+        return self.hidden_states(tokens, segments, image, cells)[:, 0]  # [N, d]
 
     def forward(self, batch: QABatch) -> torch.Tensor:
         """Logits: VQA ``[B, A]``, SNLI-VE ``[B, 3]``, VCR ``[B, 4]`` (one per choice)."""
+        image, cells = self.sample_cells(batch.image)  # [B, R, F], [B, R] or None
         if self.config.task != "vcr":
-            return self.head(self.encode(batch.tokens, batch.segments, batch.image))  # [B, K]
+            return self.head(self.encode(batch.tokens, batch.segments, image, cells))  # [B, K]
         size, choices, length = batch.tokens.shape
-        image = batch.image.repeat_interleave(choices, dim=0)  # [B*4, R, F]
+        image = image.repeat_interleave(choices, dim=0)  # [B*4, R, F]: a question's 4 choices
+        if cells is not None:  # see the same cells
+            cells = cells.repeat_interleave(choices, dim=0)  # [B*4, R]
         pooled = self.encode(
             batch.tokens.reshape(size * choices, length),  # [B*4, L]
             batch.segments.reshape(size * choices, length),  # [B*4, L]
             image,
+            cells,
         )  # [B*4, d]
         return self.head(pooled).reshape(size, choices)  # [B, 4]
 

@@ -19,6 +19,7 @@ import torch
 
 from envs.errors import DataError
 from envs.tokenizer import Tokenizer
+from vln_agent.extract_images import image_grid_dims
 from vln_agent.provenance import PROVENANCE_KEY
 from vln_agent.training.distributed import DEVICES, DistributedContext
 from vln_agent.training.settings import load_settings, recipe_path
@@ -49,12 +50,21 @@ from vqa_ve.encoding import (
     ImageFiles,
     build_image_encoder,
     check_inputs,
+    encoder_from_record,
     encoder_record,
     image_provenance_of,
     parameter_groups,
     token_shape,
 )
-from vqa_ve.models.fusion import QA_KIND, TASKS, QAFusionModel, QAModelConfig
+from vqa_ve.models.fusion import GRID_POSITIONS, QA_KIND, TASKS, QAFusionModel, QAModelConfig
+from vqa_ve.pretrain.transfer import (
+    architecture,
+    check_pretrained_images,
+    describe,
+    extended_tokenizer,
+    initialise_from_pretrained,
+    load_pretrained,
+)
 from vqa_ve.training.evaluation import PERCENT, predict, score
 
 #: Settings that choose the training examples: a resumed run must keep them.
@@ -116,6 +126,10 @@ class QATrainConfig:
     cache_images: bool = True
     #: The fusion model's architecture (vocabulary and feature sizes come from the data).
     model: QAModelConfig = QAModelConfig()
+    #: Start from a pretrained checkpoint (``clipvil pretrain-vl``'s ``best.pt``): its
+    #: transformer, embeddings and vocabulary (task words appended), and its trained image
+    #: encoder when it has one (:mod:`vqa_ve.pretrain.transfer`); empty: a fresh model.
+    init: str = ""
     #: CLIP-TD distillation during training (none by default; :mod:`vqa_ve.distill`).
     distill: DistillConfig = DistillConfig()
 
@@ -126,12 +140,14 @@ class QATrainConfig:
             raise ValueError(f"fraction {self.fraction} must be in (0, 1]")
         if self.eval_limit < 0 or self.max_answers < 1:
             raise ValueError("eval_limit must be >= 0 and max_answers >= 1")
-        if self.finetune_encoder and not self.image_encoder:
+        if self.finetune_encoder and not (self.image_encoder or self.init):
             raise ValueError("finetune_encoder needs an image_encoder (images encoded on the fly)")
         if self.image_tokens not in IMAGE_TOKENS:
             raise ValueError(f"image_tokens {self.image_tokens!r}, expected one of {IMAGE_TOKENS}")
         if self.image_encoder and self.distill.enabled:
             raise ValueError("distill reads stored features: it does not run with image_encoder")
+        if self.model.grid_sample and self.distill.enabled:
+            raise ValueError("distill selects among all image tokens: it needs grid_sample 0")
 
 
 def qa_recipe_path(name_or_path: str | os.PathLike[str] | None) -> Path | None:
@@ -172,7 +188,20 @@ class QATrainer(Trainer):
         task = config.task
         self.features: FeatureFiles | ImageFiles
         self.image_encoder = None
-        if config.image_encoder:
+        self.pretrained = load_pretrained(config.init) if config.init else None
+        if self.pretrained is not None and ENCODER_PAYLOAD_KEY in self.pretrained:
+            if self.features_paths or config.image_encoder:
+                raise DataError(
+                    config.init,
+                    "holds a trained image encoder, which encodes the images: drop --features "
+                    "and --image-encoder",
+                )
+            self.image_encoder = encoder_from_record(self.pretrained[ENCODER_PAYLOAD_KEY])
+            self.image_encoder = self.image_encoder.to(self.device)
+            self.features = ImageFiles(data_dir, task, self.image_encoder, config.cache_images)
+        elif config.finetune_encoder and not config.image_encoder:
+            raise DataError(config.init, "has no image encoder to fine-tune (--finetune-encoder)")
+        elif config.image_encoder:
             if self.features_paths:
                 raise DataError(
                     self.features_paths[0], "--features and --image-encoder exclude each other"
@@ -193,7 +222,12 @@ class QATrainer(Trainer):
         if task == "vqa":
             annotations = [record.annotation for record in train.records]
             self.answers = build_answer_vocabulary(annotations, config.max_answers)
-        self.tokenizer = Tokenizer.from_texts(split_texts(train), config.min_word_count)
+        if self.pretrained is not None:
+            self.tokenizer = extended_tokenizer(
+                self.pretrained["vocabulary"], split_texts(train), config.min_word_count
+            )
+        else:
+            self.tokenizer = Tokenizer.from_texts(split_texts(train), config.min_word_count)
         self.train_examples = training_examples(train, self.answers)
         check_inputs(self.features, self.train_examples, train.path)
         self.eval_split = limited(load_split(task, data_dir, EVAL_SPLITS[task]), config.eval_limit)
@@ -206,16 +240,24 @@ class QATrainer(Trainer):
             check_inputs(self.features, evaluation_examples(split), split.path)
         if self.image_encoder is not None:
             cells, channels = token_shape(self.image_encoder, config.image_tokens)
+            rows = image_grid_dims(self.image_encoder)[0] if cells > 1 else 1
         else:
             cells, channels = image_shape(self.features)
+            rows = int(self.features.attrs["grid_height"]) if self.features.grid_shape else 1
+        inherited: dict[str, Any] = {}
+        if self.pretrained is not None:
+            inherited = architecture(self.pretrained)
         self.model_config = dataclasses.replace(
             config.model,
+            **inherited,
             task=task,
             vocab_size=len(self.tokenizer),
             num_answers=len(self.answers) if self.answers else 0,
             feature_dim=channels,
             num_regions=cells,
         )
+        if self.model_config.image_positions == GRID_POSITIONS:
+            self.model_config = dataclasses.replace(self.model_config, grid_height=rows)
         model = QAFusionModel(self.model_config).to(self.device)
         params: Any = model.parameters()
         if self.image_encoder is not None:
@@ -223,7 +265,14 @@ class QATrainer(Trainer):
                 model, self.image_encoder, config.image_tokens, config.finetune_encoder
             )
             params = parameter_groups(model, config.encoder_learning_rate)
-            self.encoder_record = encoder_record(model, config.image_encoder, config.seed)
+            source = config.image_encoder or config.init
+            self.encoder_record = encoder_record(model, source, config.seed)
+        self.init_record: dict[str, Any] = {}
+        if self.pretrained is not None:
+            if ENCODER_PAYLOAD_KEY not in self.pretrained:  # else its own encoder reads them
+                check_pretrained_images(self.pretrained, self.image_provenance(), config.init)
+            loaded = initialise_from_pretrained(model, self.pretrained, config.init)
+            self.init_record = describe(config.init, self.pretrained, loaded)
         optimizer = torch.optim.AdamW(
             params, lr=config.learning_rate, weight_decay=config.weight_decay
         )
@@ -298,12 +347,15 @@ class QATrainer(Trainer):
             results[split.split] = score(split, predictions)
         return results
 
+    def image_provenance(self) -> dict[str, Any]:
+        """What the checkpoint records of the run's image tokens."""
+        if self.image_encoder is None:
+            return image_provenance(self.features)
+        return image_provenance_of(self.encoder_record)
+
     def model_payload(self) -> dict[str, Any]:
         attrs = self.features.attrs
-        if self.image_encoder is None:
-            provenance = image_provenance(self.features)
-        else:
-            provenance = image_provenance_of(self.encoder_record)
+        provenance = self.image_provenance()
         payload = {
             "model_config": self.model_config.to_dict(),
             "state_dict": self.model.state_dict(),
@@ -316,6 +368,7 @@ class QATrainer(Trainer):
                 "feature_layout": str(self.features.layout),
                 PROVENANCE_KEY: provenance,
                 "distill": dataclasses.asdict(self.config.distill),
+                "init": self.init_record,
             },
         }
         if self.image_encoder is not None:
@@ -356,6 +409,8 @@ class QATrainer(Trainer):
                 )
         if payload.get("vocabulary") != list(self.tokenizer.vocab):
             raise DataError(path, "was trained on another word vocabulary")
+        if trained.get("init", "") != self.config.init:
+            raise DataError(path, f"was started from another checkpoint: {trained.get('init')!r}")
         distilled = trained.get("distill") or dataclasses.asdict(DistillConfig())
         if distilled != dataclasses.asdict(self.config.distill):
             raise DataError(path, "was trained with other distillation settings (--distill ...)")
