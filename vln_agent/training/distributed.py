@@ -80,18 +80,28 @@ def broadcast_parameters(model: nn.Module, context: DistributedContext) -> None:
 
 
 def average_gradients(model: nn.Module, context: DistributedContext) -> None:
-    """Replace each gradient by its mean over the processes (one flattened all-reduce)."""
+    """Replace each gradient by its mean over the processes (one flattened all-reduce).
+
+    A parameter no process computed a gradient for (a head the step did not use) keeps no
+    gradient, as in one process: the optimizer then skips it (no weight decay, no Adam
+    step count), where a zero gradient would move it and shift its bias correction.
+    """
     if not context.enabled:
         return
     params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        return
     grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-    flat = torch.cat([g.reshape(-1) for g in grads])
+    used = torch.tensor([float(p.grad is not None) for p in params], dtype=grads[0].dtype)
+    flat = torch.cat([g.reshape(-1) for g in grads] + [used])  # [N + P]
     dist.all_reduce(flat)
-    flat /= context.world_size
+    flat[: -len(params)] /= context.world_size
+    used = flat[-len(params) :] > 0  # [P]: some process computed it
     offset = 0
-    for param, grad in zip(params, grads, strict=True):
+    for index, (param, grad) in enumerate(zip(params, grads, strict=True)):
         count = grad.numel()
-        param.grad = flat[offset : offset + count].view_as(grad).clone()
+        averaged = flat[offset : offset + count].view_as(grad).clone()
+        param.grad = averaged if used[index] else None
         offset += count
 
 

@@ -4,7 +4,10 @@
 task ``vqa``) and adds the pretraining heads on its outputs:
 
 - **MLM**: a transform (linear, GELU, LayerNorm) of each text output, then logits over the
-  word vocabulary through the *tied* word embedding plus a bias (BERT's head);
+  word vocabulary through the *tied* word embedding plus a bias (BERT's head), scaled by
+  ``1/sqrt(d)``: the fusion model's embeddings start N(0, 1) (``nn.Embedding``'s init, not
+  BERT's N(0, 0.02)), and unscaled dot products of width ``d`` would start the softmax so
+  peaked that most words' gradients are rounding noise;
 - **ITM**: two logits (mismatched, matched) from the pooled [CLS];
 - **QA** (the second stage): the fusion model's own VQA head over the pretraining data's
   answer vocabulary (LXMERT's QA pretraining task).
@@ -114,15 +117,25 @@ class VLPretrainModel(nn.Module):
         )  # [B, R', F], [B, R'] or None
         hidden = self.fusion.hidden_states(batch.tokens, batch.segments, image, cells)
         text = self.mlm_transform(hidden[:, : batch.tokens.shape[1]])  # [B, L, d]
-        words = text @ self.fusion.word_embedding.weight.T + self.mlm_bias  # [B, L, V]
+        scale = self.config.hidden_size**-0.5  # unit-scale logits from N(0, 1) embeddings
+        words = scale * text @ self.fusion.word_embedding.weight.T + self.mlm_bias  # [B, L, V]
         return words, self.itm_head(hidden[:, 0])  # [B, L, V], [B, 2]
 
-    def caption_losses(self, batch: CaptionBatch) -> tuple[dict[str, torch.Tensor], dict]:
-        """``{"mlm_loss", "itm_loss"}`` and their accuracies (percent, as floats)."""
+    def caption_losses(
+        self, batch: CaptionBatch, masked_words: float | None = None
+    ) -> tuple[dict[str, torch.Tensor], dict]:
+        """``{"mlm_loss", "itm_loss"}`` and their accuracies (percent, as floats).
+
+        The MLM loss is the summed cross entropy over the masked words divided by
+        ``masked_words`` (default: this batch's count, the mean). A process of a data-parallel
+        run passes the global batch's count over the processes, so that the averaged
+        gradients are those of the global batch's mean (the counts differ between slices).
+        """
         words, matching = self.caption_outputs(batch)
         scored = batch.mlm_labels != IGNORE_INDEX  # [B, L]
         if scored.any():
-            mlm = F.cross_entropy(words[scored], batch.mlm_labels[scored])
+            total = F.cross_entropy(words[scored], batch.mlm_labels[scored], reduction="sum")
+            mlm = total / (masked_words if masked_words is not None else int(scored.sum()))
             mlm_hits = (words[scored].argmax(dim=-1) == batch.mlm_labels[scored]).float()
         else:  # a batch of mismatched pairs only: nothing to predict
             mlm = words.sum() * 0.0

@@ -54,6 +54,7 @@ from vqa_ve.encoding import (
 from vqa_ve.pretrain.config import PretrainConfig
 from vqa_ve.pretrain.data import collate_captions, pretraining_tokenizer
 from vqa_ve.pretrain.model import PRETRAIN_KIND, VLPretrainModel
+from vqa_ve.pretrain.objectives import IGNORE_INDEX
 from vqa_ve.training.evaluation import PERCENT, predict, score
 from vqa_ve.training.trainer import QA_RECIPE_DIR, limited
 
@@ -214,10 +215,12 @@ class VLPretrainer(Trainer):
             config.mismatch,
             self.generator,
         )
-        batch = type(batch)(*(getattr(batch, f.name)[rows] for f in dataclasses.fields(batch))).to(
-            self.device
-        )  # this process's slice of the global batch
-        parts, stats = self.model.caption_losses(batch)
+        # The global batch's masked words per process (the MLM loss's divisor), then this
+        # process's slice of the global batch.
+        masked = int((batch.mlm_labels != IGNORE_INDEX).sum()) / self.context.world_size
+        sliced = [getattr(batch, f.name)[rows] for f in dataclasses.fields(batch)]
+        batch = type(batch)(*sliced).to(self.device)
+        parts, stats = self.model.caption_losses(batch, max(masked, 1.0))
         weighted = {
             "mlm_loss": config.mlm_weight * parts["mlm_loss"],
             "itm_loss": config.itm_weight * parts["itm_loss"],

@@ -243,6 +243,8 @@ def test_a_malformed_captions_file_is_a_one_line_error_and_a_failed_exit(
             str(captions),
             "--iterations",
             "1",
+            "--qa-from",
+            "0",
             "--device",
             "cpu",
             "--no-progress",
