@@ -110,11 +110,15 @@ class VLPretrainModel(nn.Module):
             self.image_encoder.eval()
         return self
 
-    def caption_outputs(self, batch: CaptionBatch) -> tuple[torch.Tensor, torch.Tensor]:
-        """MLM logits ``[B, L, V]`` and ITM logits ``[B, 2]`` of a caption batch."""
-        image, cells = self.fusion.sample_cells(
-            self.image_tokens(batch.image)
-        )  # [B, R', F], [B, R'] or None
+    def caption_outputs(
+        self, batch: CaptionBatch, blind: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """MLM logits ``[B, L, V]`` and ITM logits ``[B, 2]`` of a caption batch; ``blind``
+        zeroes the image tokens (the text-only reference of an evaluation)."""
+        tokens = self.image_tokens(batch.image)  # [B, R, F]
+        if blind:
+            tokens = torch.zeros_like(tokens)
+        image, cells = self.fusion.sample_cells(tokens)  # [B, R', F], [B, R'] or None
         hidden = self.fusion.hidden_states(batch.tokens, batch.segments, image, cells)
         text = self.mlm_transform(hidden[:, : batch.tokens.shape[1]])  # [B, L, d]
         scale = self.config.hidden_size**-0.5  # unit-scale logits from N(0, 1) embeddings
@@ -122,7 +126,7 @@ class VLPretrainModel(nn.Module):
         return words, self.itm_head(hidden[:, 0])  # [B, L, V], [B, 2]
 
     def caption_losses(
-        self, batch: CaptionBatch, masked_words: float | None = None
+        self, batch: CaptionBatch, masked_words: float | None = None, blind: bool = False
     ) -> tuple[dict[str, torch.Tensor], dict]:
         """``{"mlm_loss", "itm_loss"}`` and their accuracies (percent, as floats).
 
@@ -131,7 +135,7 @@ class VLPretrainModel(nn.Module):
         run passes the global batch's count over the processes, so that the averaged
         gradients are those of the global batch's mean (the counts differ between slices).
         """
-        words, matching = self.caption_outputs(batch)
+        words, matching = self.caption_outputs(batch, blind)
         scored = batch.mlm_labels != IGNORE_INDEX  # [B, L]
         if scored.any():
             total = F.cross_entropy(words[scored], batch.mlm_labels[scored], reduction="sum")

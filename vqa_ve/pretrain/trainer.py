@@ -8,8 +8,10 @@ adds ``qa_loss`` (the second stage). Every process builds the same global batch 
 on its slice, so torchrun matches one process on the same global batch.
 
 Evaluation: MLM and ITM accuracy (percent) on the validation captions with masks and pairs
-drawn from a fixed seed (the same every evaluation), and, with ``qa_eval_split``, the
-official VQA accuracy; ``best.pt`` is chosen by the validation MLM accuracy.
+drawn from a fixed seed (the same every evaluation), the MLM accuracy again with the image
+tokens zeroed (``mlm_accuracy_blind``: what the words alone give), and, with
+``qa_eval_split``, the official VQA accuracy; ``best.pt`` is chosen by the validation MLM
+accuracy.
 """
 
 from __future__ import annotations
@@ -241,8 +243,9 @@ class VLPretrainer(Trainer):
         return {**{name: float(value.detach()) for name, value in parts.items()}, **stats}
 
     @torch.no_grad()
-    def evaluate_captions(self) -> dict[str, float]:
-        """MLM / ITM accuracy and losses on the validation captions (fixed draws)."""
+    def evaluate_captions(self, blind: bool = False) -> dict[str, float]:
+        """MLM / ITM accuracy and losses on the validation captions (fixed draws); ``blind``
+        zeroes the image tokens (how much of the MLM accuracy the text alone gives)."""
         self.model.eval()
         generator = torch.Generator().manual_seed(EVAL_SEED)
         size = self.config.batch_size
@@ -260,7 +263,7 @@ class VLPretrainer(Trainer):
                 self.config.mismatch,
                 generator,
             ).to(self.device)
-            parts, stats = self.model.caption_losses(batch)
+            parts, stats = self.model.caption_losses(batch, blind=blind)
             masked = stats["masked_words"]
             if masked:
                 sums["mlm_hits"] += stats["mlm_accuracy"] * masked / PERCENT
@@ -281,6 +284,8 @@ class VLPretrainer(Trainer):
         results: dict[str, dict[str, float]] = {}
         if self.val_captions:
             results[CAPTIONS_EVAL] = self.evaluate_captions()
+            blind = self.evaluate_captions(blind=True)
+            results[CAPTIONS_EVAL]["mlm_accuracy_blind"] = blind["mlm_accuracy"]
         if self.qa_eval is not None:
             predictions = predict(
                 self.model,

@@ -65,7 +65,9 @@ def test_pretraining_logs_each_objective_and_adds_qa_in_stage_two(pretrained):
         has_qa = row[qa_column] != ""
         assert has_qa == (iteration > SETTINGS.qa_from)  # step qa_from + 1 is the first
         assert 0.0 <= float(row[header.index("train/matched_share")]) <= 1.0
-    for key in ("val_captions/mlm_accuracy", "val_captions/itm_accuracy", "val2014/accuracy"):
+    for key in ("mlm_accuracy", "mlm_accuracy_blind", "itm_accuracy"):
+        assert 0.0 <= result[f"val_captions/{key}"] <= 100.0
+    for key in ("val2014/accuracy",):
         assert 0.0 <= result[key] <= 100.0
     payload = load_checkpoint(out / "best.pt", kind=PRETRAIN_KIND)
     assert payload["vocabulary"][4] == MASK_TOKEN
@@ -261,3 +263,31 @@ def test_a_missing_image_feature_is_named(pretrain_world, tmp_path):
     qa, files, _ = pretrain_world
     with pytest.raises(DataError, match="no features for image"):
         VLPretrainer(qa, [files["val2014"]], tmp_path / "run", SETTINGS)  # train images lack
+
+
+def test_the_shipped_recipe_loads_and_blind_evaluation_ignores_the_image(pretrained):
+    from vqa_ve.pretrain.trainer import load_pretrain_config
+
+    recipe = load_pretrain_config("pretrain-vl")
+    assert 0 < recipe.qa_from < recipe.iterations and recipe.model.image_positions == GRID_POSITIONS
+    _, trainer, _ = pretrained
+    captions = trainer.val_captions[:8]
+    from vqa_ve.pretrain.data import collate_captions
+
+    batch = collate_captions(
+        captions,
+        trainer.val_captions,
+        trainer.tokenizer,
+        trainer.features,
+        40,
+        0.15,
+        0.5,
+        torch.Generator().manual_seed(0),
+    )
+    trainer.model.eval()
+    with torch.no_grad():
+        seeing = trainer.model.caption_outputs(batch)[0]
+        blind = trainer.model.caption_outputs(batch, blind=True)[0]
+        zeroed = dataclasses.replace(batch, image=torch.zeros_like(batch.image))
+        assert torch.equal(blind, trainer.model.caption_outputs(zeroed)[0])
+        assert not torch.allclose(seeing, blind)
