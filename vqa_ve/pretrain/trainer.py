@@ -10,8 +10,9 @@ on its slice, so torchrun matches one process on the same global batch.
 Evaluation: MLM and ITM accuracy (percent) on the validation captions with masks and pairs
 drawn from a fixed seed (the same every evaluation), the MLM accuracy again with the image
 tokens zeroed (``mlm_accuracy_blind``: what the words alone give), and, with
-``qa_eval_split``, the official VQA accuracy; ``best.pt`` is chosen by the validation MLM
-accuracy.
+``qa_eval_split``, the official VQA accuracy; ``best.pt`` is chosen by the mean of the
+objectives' validation accuracies (MLM, ITM, and VQA with a QA stage), so that it comes from
+the second stage.
 """
 
 from __future__ import annotations
@@ -64,8 +65,10 @@ from vqa_ve.training.trainer import QA_RECIPE_DIR, limited
 DATA_SETTINGS = ("train_captions", "qa_split", "max_answers", "min_word_count")
 #: Seed of the masks and pairs of every evaluation (the same each time).
 EVAL_SEED = 0
-#: The evaluation entry of the validation captions.
+#: The evaluation entry of the validation captions, and of the mean accuracy over the
+#: objectives (MLM, ITM, VQA) that chooses best.pt.
 CAPTIONS_EVAL = "val_captions"
+SUMMARY_EVAL = "pretraining"
 #: The optimizer group of a trained image encoder.
 ENCODER_GROUP = 1
 
@@ -194,9 +197,11 @@ class VLPretrainer(Trainer):
 
     @property
     def select_metric(self) -> str | None:
-        if self.val_captions:
-            return f"{CAPTIONS_EVAL}/mlm_accuracy"
-        return f"{self.qa_eval.split}/accuracy" if self.qa_eval is not None else None
+        """The mean validation accuracy of the objectives evaluated (a stage-1 checkpoint,
+        whose VQA head is untrained, does not win over a stage-2 one by its MLM alone)."""
+        if not self.val_captions and self.qa_eval is None:
+            return None
+        return f"{SUMMARY_EVAL}/mean_accuracy"
 
     @property
     def qa_stage(self) -> bool:
@@ -297,6 +302,13 @@ class VLPretrainer(Trainer):
                 self.device,
             )
             results[self.qa_eval.split] = score(self.qa_eval, predictions)
+        accuracies = []
+        if CAPTIONS_EVAL in results:
+            accuracies += [results[CAPTIONS_EVAL][k] for k in ("mlm_accuracy", "itm_accuracy")]
+        if self.qa_eval is not None:
+            accuracies.append(results[self.qa_eval.split]["accuracy"])
+        if accuracies:
+            results[SUMMARY_EVAL] = {"mean_accuracy": sum(accuracies) / len(accuracies)}
         return results
 
     def model_payload(self) -> dict[str, Any]:
