@@ -291,3 +291,28 @@ def test_the_shipped_recipe_loads_and_blind_evaluation_ignores_the_image(pretrai
         zeroed = dataclasses.replace(batch, image=torch.zeros_like(batch.image))
         assert torch.equal(blind, trainer.model.caption_outputs(zeroed)[0])
         assert not torch.allclose(seeing, blind)
+
+
+def test_a_fine_tuning_run_from_a_pretrained_checkpoint_resumes_exactly(
+    pretrain_world, pretrained, tmp_path
+):
+    qa, files, _ = pretrain_world
+    config = QATrainConfig(
+        task="snli-ve",
+        iterations=4,
+        batch_size=4,
+        eval_every=2,
+        eval_limit=8,
+        device="cpu",
+        init=str(pretrained[0] / "best.pt"),
+    )
+    straight = QATrainer(qa, [files["snli-ve"]], tmp_path / "straight", config)
+    straight.train(progress=False)
+    QATrainer(qa, [files["snli-ve"]], tmp_path / "killed", config).train(progress=False, stop_at=2)
+    resumed = QATrainer(qa, [files["snli-ve"]], tmp_path / "killed", config, resume=True)
+    resumed.train(progress=False)
+    ours, theirs = straight.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(ours[name], theirs[name]) for name in ours)
+    other = dataclasses.replace(config, init="")
+    with pytest.raises(DataError, match="another checkpoint|vocabulary|another model"):
+        QATrainer(qa, [files["snli-ve"]], tmp_path / "killed", other, resume=True)
