@@ -135,6 +135,36 @@ def plot(arms: dict[str, str]) -> bytes:
     return buffer.getvalue()
 
 
+def curves(run: Path) -> bytes:
+    """The pretraining run's validation curves (its ``log.csv``): MLM accuracy with and
+    without the image, ITM accuracy, VQA accuracy."""
+    import csv
+
+    from matplotlib.figure import Figure
+
+    with open(run / "log.csv", newline="") as f:
+        rows = [row for row in csv.DictReader(f) if row.get("val_captions/mlm_accuracy")]
+    figure = Figure(figsize=(7, 4.5), layout="constrained")
+    ax = figure.subplots()
+    x = [float(row["iteration"]) for row in rows]
+    for column, label in (
+        ("val_captions/mlm_accuracy", "MLM (image + text)"),
+        ("val_captions/mlm_accuracy_blind", "MLM, image zeroed"),
+        ("val_captions/itm_accuracy", "image-text matching (chance 50)"),
+        ("val2014/accuracy", "VQA val2014"),
+    ):
+        if rows and rows[0].get(column) not in (None, ""):
+            ax.plot(x, [float(row[column]) for row in rows], marker="o", label=label)
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("validation accuracy (%)")
+    ax.set_title("pretrain-vl on the small world (stage 2 = + VQA)")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    return buffer.getvalue()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -145,6 +175,9 @@ def main() -> None:
         help="an arm's grid folder, {task} standing for the task",
     )
     parser.add_argument("--out", type=Path, required=True, help="folder of table.md and plot.png")
+    parser.add_argument(
+        "--pretrain-run", type=Path, help="a pretrain-vl run folder: its curves to curves.png"
+    )
     args = parser.parse_args()
     arms = dict(item.split("=", 1) for item in args.arm)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -153,6 +186,9 @@ def main() -> None:
         f.write(text)
     with atomic_write(args.out / "plot.png", "wb") as f:
         f.write(plot(arms))
+    if args.pretrain_run is not None:
+        with atomic_write(args.out / "curves.png", "wb") as f:
+            f.write(curves(args.pretrain_run))
     print(text)
 
 

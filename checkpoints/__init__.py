@@ -5,7 +5,10 @@
 - ``follower-small-clip.pt``: the EnvDrop follower trained on that world with its features;
 - ``qa-vqa-small-clip.pt``, ``qa-snli-ve-small-clip.pt``, ``qa-vcr-small-clip.pt``: the QA
   fusion model of each task, trained on that world's ``qa/`` with the small CLIP's grid
-  features (``clipvil demo`` evaluates them).
+  features (``clipvil demo`` evaluates them);
+- ``vl-pretrain-small-clip.pt``: the single-stream transformer pretrained with
+  ``clipvil pretrain-vl`` (MLM + image-text matching, then + VQA) on that world's captions
+  and questions over the small CLIP's grid features (``train-qa --init`` fine-tunes it).
 
 Use :func:`checkpoint_path` to find one (it works for a checkout and for an installed wheel).
 """
