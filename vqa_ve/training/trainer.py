@@ -4,6 +4,9 @@ A thin :class:`~vln_agent.training.Trainer`: batches of the training split (a se
 ``fraction`` of it for low-shot runs), the head's ``task_loss`` (AdamW), and evaluation on
 the validation split with the task's official metric (VQA accuracy, SNLI-VE accuracy, VCR
 Q->A / QA->R / Q->AR); ``best.pt`` is chosen by VQA / SNLI-VE accuracy or VCR Q->AR.
+With ``init`` the model starts from a ``clipvil pretrain-vl`` checkpoint
+(:mod:`vqa_ve.pretrain.transfer`: its architecture, vocabulary and weights, and its trained
+image encoder when it has one) instead of a fresh initialisation.
 """
 
 from __future__ import annotations
