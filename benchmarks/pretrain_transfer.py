@@ -105,7 +105,7 @@ def plot(arms: dict[str, str]) -> bytes:
     for col, task in enumerate(TASKS):
         for row, (column, title) in enumerate(VALS):
             ax = axes[row][col]
-            for name, pattern in arms.items():
+            for index, (name, pattern) in enumerate(arms.items()):
                 group = arm_rows(pattern, task)
                 fractions = sorted({float(r["fraction"]) for r in group})
                 points = [(f, cell(group, f)[column]) for f in fractions]
@@ -114,12 +114,13 @@ def plot(arms: dict[str, str]) -> bytes:
                 x = [f for f, _ in points]
                 mean = [m for _, (m, _) in points]
                 std = [s for _, (_, s) in points]
-                (line,) = ax.plot(x, mean, marker="o", label=name)
+                color = f"C{index}"  # an arm keeps its colour in every panel
+                ax.plot(x, mean, marker="o", label=name, color=color)
                 ax.fill_between(
                     x,
                     [m - s for m, s in zip(mean, std, strict=True)],
                     [m + s for m, s in zip(mean, std, strict=True)],
-                    color=line.get_color(),
+                    color=color,
                     alpha=0.2,
                 )
             ax.set_xscale("log")
