@@ -39,9 +39,15 @@ def pretraining_tokenizer(texts: Iterable[str], min_count: int = 1) -> Tokenizer
     return Tokenizer([*SPECIAL_TOKENS, MASK_TOKEN, *words])
 
 
+def caption_pool(captions: Sequence[Caption]) -> list[tuple[str, str]]:
+    """``(image_id, text)`` of every caption: what mismatched pairs draw from (built once
+    per split, not per batch)."""
+    return [(caption.image_id, caption.text) for caption in captions]
+
+
 def collate_captions(
     captions: Sequence[Caption],
-    pool: Sequence[Caption],
+    pool: Sequence[tuple[str, str]],
     tokenizer: Tokenizer,
     features: ImageFeatures | FeatureFiles,
     max_length: int,
@@ -50,12 +56,11 @@ def collate_captions(
     generator: torch.Generator,
 ) -> CaptionBatch:
     """A :class:`CaptionBatch` of ``captions`` (their images); mismatched pairs take a
-    caption of ``pool`` (the split's captions) showing another image."""
-    candidates = [(caption.image_id, caption.text) for caption in pool]
+    caption of ``pool`` (:func:`caption_pool` of the split) showing another image."""
     image_ids = [caption.image_id for caption in captions]
-    replacements, itm_labels = mismatch_pairs(image_ids, candidates, mismatch, generator)
+    replacements, itm_labels = mismatch_pairs(image_ids, pool, mismatch, generator)
     texts = [
-        caption.text if index is None else candidates[index][1]
+        caption.text if index is None else pool[index][1]
         for caption, index in zip(captions, replacements, strict=True)
     ]
     encoded = [encode_pair(tokenizer, text, "", max_length)[0] for text in texts]

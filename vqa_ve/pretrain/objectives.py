@@ -33,6 +33,9 @@ IGNORE_INDEX = -100
 MASK_SHARE, RANDOM_SHARE = 0.8, 0.1
 #: Image-text matching labels.
 MISMATCHED, MATCHED = 0, 1
+#: Draws of a mismatched caption before giving up (all of them showing the pair's image
+#: means the pool holds one image).
+MAX_DRAWS = 1000
 
 
 def mask_words(
@@ -90,14 +93,14 @@ def mismatch_pairs(
     replacements: list[int | None] = [None] * size
     if count == 0:
         return replacements, labels
-    if len({image for image, _ in candidates}) < 2:
-        raise ValueError("image-text matching needs captions of at least two images")
     picked = torch.randperm(size, generator=generator)[:count].tolist()
     for position in picked:
-        while True:
+        for _ in range(MAX_DRAWS):
             index = int(torch.randint(len(candidates), (1,), generator=generator))
             if candidates[index][0] != image_ids[position]:
                 break
+        else:
+            raise ValueError("image-text matching needs captions of at least two images")
         replacements[position] = index
         labels[position] = MISMATCHED
     return replacements, labels

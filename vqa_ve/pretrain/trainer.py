@@ -55,7 +55,7 @@ from vqa_ve.encoding import (
     image_provenance_of,
 )
 from vqa_ve.pretrain.config import PretrainConfig
-from vqa_ve.pretrain.data import collate_captions, pretraining_tokenizer
+from vqa_ve.pretrain.data import caption_pool, collate_captions, pretraining_tokenizer
 from vqa_ve.pretrain.model import PRETRAIN_KIND, VLPretrainModel
 from vqa_ve.pretrain.objectives import IGNORE_INDEX
 from vqa_ve.training.evaluation import PERCENT, predict, score
@@ -135,6 +135,7 @@ class VLPretrainer(Trainer):
             if config.eval_limit:
                 self.val_captions = self.val_captions[: config.eval_limit]
             check_inputs(self.features, caption_examples(self.val_captions), path)
+        self.pool = caption_pool(self.captions)
         texts = [caption.text for caption in self.captions]
         self.answers: AnswerVocabulary | None = None
         self.qa_examples: list[QAExample] = []
@@ -214,7 +215,7 @@ class VLPretrainer(Trainer):
         rows = self.local_slice(config.batch_size)
         batch = collate_captions(
             [self.captions[i] for i in self.sampler.next_batch()],
-            self.captions,
+            self.pool,
             self.tokenizer,
             self.features,
             self.model_config.max_text_length,
@@ -256,11 +257,12 @@ class VLPretrainer(Trainer):
         size = self.config.batch_size
         sums = {"mlm_hits": 0.0, "masked": 0, "itm_hits": 0.0, "pairs": 0, "itm_loss": 0.0}
         sums["mlm_loss"] = 0.0
+        pool = caption_pool(self.val_captions)
         for start in range(0, len(self.val_captions), size):
             chunk = self.val_captions[start : start + size]
             batch = collate_captions(
                 chunk,
-                self.val_captions,
+                pool,
                 self.tokenizer,
                 self.features,
                 self.model_config.max_text_length,

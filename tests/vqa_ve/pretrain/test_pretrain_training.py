@@ -272,11 +272,11 @@ def test_the_shipped_recipe_loads_and_blind_evaluation_ignores_the_image(pretrai
     assert 0 < recipe.qa_from < recipe.iterations and recipe.model.image_positions == GRID_POSITIONS
     _, trainer, _ = pretrained
     captions = trainer.val_captions[:8]
-    from vqa_ve.pretrain.data import collate_captions
+    from vqa_ve.pretrain.data import caption_pool, collate_captions
 
     batch = collate_captions(
         captions,
-        trainer.val_captions,
+        caption_pool(trainer.val_captions),
         trainer.tokenizer,
         trainer.features,
         40,
