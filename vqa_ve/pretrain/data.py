@@ -15,13 +15,12 @@ training captions (and the QA stage's questions), most frequent first
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable, Sequence
 
 import numpy as np
 import torch
 
-from envs.tokenizer import PAD_ID, SPECIAL_TOKENS, Tokenizer, split_words
+from envs.tokenizer import PAD_ID, SPECIAL_TOKENS, Tokenizer
 from vln_agent.extract_images import ImageFeatures
 from vqa_ve.data.captions import Caption
 from vqa_ve.datasets import FeatureFiles, encode_pair, image_shape
@@ -30,12 +29,9 @@ from vqa_ve.pretrain.objectives import IGNORE_INDEX, MASK_TOKEN, MATCHED, mask_w
 
 
 def pretraining_tokenizer(texts: Iterable[str], min_count: int = 1) -> Tokenizer:
-    """The special tokens, ``<MASK>``, then the words seen at least ``min_count`` times in
-    ``texts`` (most frequent first, ties alphabetical)."""
-    if min_count < 1:
-        raise ValueError(f"min_count must be >= 1, got {min_count}")
-    counts = Counter(word for text in texts for word in split_words(text))
-    words = sorted((w for w, n in counts.items() if n >= min_count), key=lambda w: (-counts[w], w))
+    """The special tokens, ``<MASK>``, then the words :meth:`Tokenizer.from_texts` keeps
+    (seen at least ``min_count`` times; most frequent first, ties alphabetical)."""
+    words = Tokenizer.from_texts(texts, min_count).vocab[len(SPECIAL_TOKENS) :]
     return Tokenizer([*SPECIAL_TOKENS, MASK_TOKEN, *words])
 
 

@@ -47,6 +47,7 @@ from vqa_ve.datasets import (
     training_examples,
 )
 from vqa_ve.encoding import (
+    ENCODER_GROUP,
     ENCODER_PAYLOAD_KEY,
     ImageFiles,
     build_image_encoder,
@@ -69,8 +70,6 @@ EVAL_SEED = 0
 #: objectives (MLM, ITM, VQA) that chooses best.pt.
 CAPTIONS_EVAL = "val_captions"
 SUMMARY_EVAL = "pretraining"
-#: The optimizer group of a trained image encoder.
-ENCODER_GROUP = 1
 
 
 def load_pretrain_config(path: str | os.PathLike[str] | None, **overrides: Any) -> PretrainConfig:
